@@ -122,7 +122,7 @@ def get_hyperparams(state: Any) -> dict[str, jax.Array]:
         >>> import gradtx
         >>> state = gradtx.adam(1e-3).init(jnp.zeros(3))
         >>> sorted(gradtx.get_hyperparams(state))
-        ['b1', 'b2', 'eps', 'eps_root', 'learning_rate', 'weight_decay']
+        ['b1', 'b2', 'eps', 'eps_root', 'learning_rate']
     """
     found = _hyperparam_leaves(state)
     counts: dict[str, int] = {}
