@@ -35,11 +35,6 @@ def as_compute(x: jax.Array) -> jax.Array:
     return x.astype(compute_dtype(x.dtype))
 
 
-def hp(value: jax.Array, like: jax.Array) -> jax.Array:
-    """A scalar hyperparameter cast to the real compute dtype of array ``like``."""
-    return jnp.asarray(value).astype(real_dtype(compute_dtype(jnp.result_type(like))))
-
-
 def zero_count() -> jax.Array:
     return jnp.zeros([], jnp.int32)
 
@@ -66,6 +61,31 @@ def abs_sq(x: jax.Array) -> jax.Array:
     if jnp.iscomplexobj(x):
         return jnp.real(x * jnp.conj(x))
     return x * x
+
+
+class Scalars:
+    """Scalar coefficients computed once per update, cast once per leaf dtype.
+
+    Computing ``1 - b1**t`` and friends once (rather than inside every leaf's
+    kernel) keeps the traced program small, which is what compile time of a
+    many-leaf step is made of.
+    """
+
+    def __init__(self, **values: jax.Array) -> None:
+        self._values = {k: jnp.asarray(v) for k, v in values.items()}
+        self._by_dtype: dict[Any, dict[str, jax.Array]] = {}
+
+    def for_leaf(self, leaf: jax.Array) -> dict[str, jax.Array]:
+        """The scalars in the real compute dtype of ``leaf``."""
+        dtype = jnp.dtype(real_dtype(compute_dtype(jnp.result_type(leaf))))
+        if dtype not in self._by_dtype:
+            self._by_dtype[dtype] = {k: v.astype(dtype) for k, v in self._values.items()}
+        return self._by_dtype[dtype]
+
+
+def safe_div(num: jax.Array, den: jax.Array) -> jax.Array:
+    """``num / den``, and 0 where ``den`` is 0 (eps = 0 with a zero gradient is not NaN)."""
+    return jnp.where(den == 0, jnp.zeros((), num.dtype), num / den)
 
 
 def bias_correction(decay: jax.Array, count: jax.Array) -> jax.Array:

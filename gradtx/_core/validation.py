@@ -6,6 +6,7 @@ import numbers
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 
@@ -19,7 +20,7 @@ def _concrete(value: Any) -> float | None:
         arr = np.asarray(value)
     except (TypeError, jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
         return None
-    if arr.shape != () or not np.issubdtype(arr.dtype, np.number):
+    if arr.shape != () or not jnp.issubdtype(arr.dtype, jnp.number):
         return None
     return float(arr)
 
@@ -31,6 +32,9 @@ def check_numeric(name: str, value: Any) -> None:
     shape = np.shape(value)
     if shape != ():
         raise TypeError(f"{name} must be a scalar or a schedule, got shape {shape}")
+    dtype = np.asarray(value).dtype  # jnp.issubdtype also knows bfloat16
+    if not (jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer) or dtype == np.bool_):
+        raise TypeError(f"{name} must be a real number or a schedule, got {value!r}")
 
 
 def check_range(

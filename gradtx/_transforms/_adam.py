@@ -12,17 +12,18 @@ from gradtx._core.base import GradientTransformation
 from gradtx._core.docs import shared_docs
 from gradtx._core.hyperparams import HyperParam, WithHyperparams
 from gradtx._core.numerics import (
+    Scalars,
     abs_sq,
     as_compute,
     bias_correction,
-    hp,
     map_unzip,
+    safe_div,
     safe_increment,
     zero_count,
     zeros_like,
 )
 from gradtx._core.validation import check_beta, check_nonnegative, check_range, check_same_structure
-from gradtx._transforms._adaptive import ema, real_zeros_like, safe_div
+from gradtx._transforms._adaptive import decay_scalars, ema, real_zeros_like
 
 
 class ScaleByAdamState(NamedTuple):
@@ -59,25 +60,30 @@ class ScaleByAdam(WithHyperparams, GradientTransformation):
         h = state.hyperparams
         count = safe_increment(state.count)
         nu_max_old = state.nu_max if self.amsgrad else state.nu
+        scalars = Scalars(
+            bc1=bias_correction(h["b1"], count),
+            bc1_next=bias_correction(h["b1"], safe_increment(count)),
+            bc2=bias_correction(h["b2"], count),
+            eps=h["eps"],
+            eps_root=h["eps_root"],
+            **decay_scalars(b1=h["b1"], b2=h["b2"]),
+        )
 
         def step(g, mu, nu, nu_max):
             gc = as_compute(g)
-            new_mu = ema(gc, mu, h["b1"])
-            new_nu = ema(abs_sq(gc), nu, h["b2"])
-            b1, b2 = hp(h["b1"], new_nu), hp(h["b2"], new_nu)
+            s = scalars.for_leaf(g)
+            new_mu = ema(gc, mu, s["b1"], s["one_minus_b1"])
+            new_nu = ema(abs_sq(gc), nu, s["b2"], s["one_minus_b2"])
             nu_used = new_nu
             if self.amsgrad:  # torch's convention: the max of the uncorrected moment
                 nu_used = jnp.maximum(nu_max.astype(new_nu.dtype), new_nu)
-            bc1 = bias_correction(b1, count).astype(gc.dtype)
             if self.nesterov:
-                bc1_next = bias_correction(b1, safe_increment(count)).astype(gc.dtype)
-                b1c = hp(b1, gc)
-                mu_hat = b1c * new_mu / bc1_next + (1 - b1c) * gc / bc1
+                mu_hat = s["b1"] * new_mu / s["bc1_next"] + s["one_minus_b1"] * gc / s["bc1"]
             else:
-                mu_hat = new_mu / bc1
-            nu_hat = nu_used / bias_correction(b2, count)
-            den = jnp.sqrt(nu_hat + hp(h["eps_root"], nu_hat)) + hp(h["eps"], nu_hat)
-            out = safe_div(mu_hat, den.astype(mu_hat.dtype))
+                mu_hat = new_mu / s["bc1"]
+            nu_hat = nu_used / s["bc2"]
+            den = jnp.sqrt(nu_hat + s["eps_root"]) + s["eps"]
+            out = safe_div(mu_hat, den)
             return out.astype(g.dtype), new_mu.astype(mu.dtype), new_nu.astype(nu.dtype), nu_used.astype(nu_max.dtype)
 
         out, mu, nu, nu_max = map_unzip(step, 4, updates, state.mu, state.nu, nu_max_old)
@@ -168,14 +174,15 @@ class ScaleByAdamax(WithHyperparams, GradientTransformation):
         check_same_structure(updates, state.mu, "updates", "state.mu")
         h = state.hyperparams
         count = safe_increment(state.count)
+        scalars = Scalars(bc1=bias_correction(h["b1"], count), eps=h["eps"], b2=h["b2"], **decay_scalars(b1=h["b1"]))
 
         def step(g, mu, nu):
             gc = as_compute(g)
-            new_mu = ema(gc, mu, h["b1"])
+            s = scalars.for_leaf(g)
+            new_mu = ema(gc, mu, s["b1"], s["one_minus_b1"])
             mag = jnp.abs(gc)
-            new_nu = jnp.maximum(mag + hp(h["eps"], mag), hp(h["b2"], mag) * nu.astype(mag.dtype))
-            mu_hat = new_mu / bias_correction(hp(h["b1"], mag), count).astype(gc.dtype)
-            out = safe_div(mu_hat, new_nu.astype(mu_hat.dtype))
+            new_nu = jnp.maximum(mag + s["eps"], s["b2"] * nu.astype(mag.dtype))
+            out = safe_div(new_mu / s["bc1"], new_nu)
             return out.astype(g.dtype), new_mu.astype(mu.dtype), new_nu.astype(nu.dtype)
 
         out, mu, nu = map_unzip(step, 3, updates, state.mu, state.nu)
@@ -242,18 +249,22 @@ class ScaleByQHAdam(WithHyperparams, GradientTransformation):
         check_same_structure(updates, state.mu, "updates", "state.mu")
         h = state.hyperparams
         count = safe_increment(state.count)
+        scalars = Scalars(
+            bc1=bias_correction(h["b1"], count),
+            bc2=bias_correction(h["b2"], count),
+            eps=h["eps"],
+            **decay_scalars(b1=h["b1"], b2=h["b2"], nu1=h["nu1"], nu2=h["nu2"]),
+        )
 
         def step(g, mu, nu):
             gc = as_compute(g)
+            s = scalars.for_leaf(g)
             g2 = abs_sq(gc)
-            new_mu = ema(gc, mu, h["b1"])
-            new_nu = ema(g2, nu, h["b2"])
-            mu_hat = new_mu / bias_correction(hp(h["b1"], g2), count).astype(gc.dtype)
-            nu_hat = new_nu / bias_correction(hp(h["b2"], g2), count)
-            nu1, nu2 = hp(h["nu1"], gc), hp(h["nu2"], g2)
-            num = (1 - nu1) * gc + nu1 * mu_hat
-            den = jnp.sqrt((1 - nu2) * g2 + nu2 * nu_hat) + hp(h["eps"], g2)
-            out = safe_div(num, den.astype(num.dtype))
+            new_mu = ema(gc, mu, s["b1"], s["one_minus_b1"])
+            new_nu = ema(g2, nu, s["b2"], s["one_minus_b2"])
+            num = s["one_minus_nu1"] * gc + s["nu1"] * (new_mu / s["bc1"])
+            den = jnp.sqrt(s["one_minus_nu2"] * g2 + s["nu2"] * (new_nu / s["bc2"])) + s["eps"]
+            out = safe_div(num, den)
             return out.astype(g.dtype), new_mu.astype(mu.dtype), new_nu.astype(nu.dtype)
 
         out, mu, nu = map_unzip(step, 3, updates, state.mu, state.nu)

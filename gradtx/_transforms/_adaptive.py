@@ -12,12 +12,12 @@ from gradtx._core.base import GradientTransformation
 from gradtx._core.docs import shared_docs
 from gradtx._core.hyperparams import HyperParam, WithHyperparams
 from gradtx._core.numerics import (
+    Scalars,
     abs_sq,
     as_compute,
-    full_like,
-    hp,
     map_unzip,
     real_dtype,
+    safe_div,
     safe_increment,
     zero_count,
     zeros_like,
@@ -25,16 +25,18 @@ from gradtx._core.numerics import (
 from gradtx._core.validation import check_beta, check_nonnegative, check_same_structure
 
 
-def ema(new: jax.Array, old: jax.Array, decay: jax.Array) -> jax.Array:
+def ema(new: jax.Array, old: jax.Array, decay: jax.Array, one_minus_decay: jax.Array) -> jax.Array:
     """``(1 - decay) * new + decay * old`` in the dtype of ``new`` (optax's operation order)."""
-    d = hp(decay, new)
-    return (1 - d) * new + d * old.astype(new.dtype)
+    return one_minus_decay * new + decay * old.astype(new.dtype)
 
 
-def safe_div(num: jax.Array, den: jax.Array) -> jax.Array:
-    """``num / den``, and 0 where ``den`` is 0 (so eps = 0 with a zero gradient is not NaN)."""
-    safe = jnp.where(den == 0, jnp.ones_like(den), den)
-    return jnp.where(den == 0, jnp.zeros_like(num), num / safe)
+def decay_scalars(**decays: jax.Array) -> dict[str, jax.Array]:
+    """``{name: d, one_minus_name: 1 - d}`` for each decay rate, for :class:`Scalars`."""
+    out = {}
+    for name, d in decays.items():
+        out[name] = d
+        out[f"one_minus_{name}"] = 1 - d
+    return out
 
 
 def real_zeros_like(params: Any, dtype: Any = None) -> Any:
@@ -62,12 +64,13 @@ class ScaleByAdagrad(WithHyperparams, GradientTransformation):
 
     def update(self, updates, state, params=None, **extra_args):
         check_same_structure(updates, state.sum_of_squares, "updates", "state.sum_of_squares")
-        eps = state.hyperparams["eps"]
+        scalars = Scalars(eps=state.hyperparams["eps"])
 
         def step(g, acc):
             gc = as_compute(g)
+            s = scalars.for_leaf(g)
             new_acc = acc.astype(real_dtype(gc.dtype)) + abs_sq(gc)
-            out = safe_div(gc, jnp.sqrt(new_acc) + hp(eps, new_acc))
+            out = safe_div(gc, jnp.sqrt(new_acc) + s["eps"])
             return out.astype(g.dtype), new_acc.astype(acc.dtype)
 
         out, acc = map_unzip(step, 2, updates, state.sum_of_squares)
@@ -127,20 +130,21 @@ class ScaleByRms(WithHyperparams, GradientTransformation):
 
     def update(self, updates, state, params=None, **extra_args):
         check_same_structure(updates, state.nu, "updates", "state.nu")
-        decay, eps = state.hyperparams["decay"], state.hyperparams["eps"]
+        h = state.hyperparams
+        scalars = Scalars(eps=h["eps"], **decay_scalars(decay=h["decay"]))
         mu_old = state.mu if self.centered else jax.tree.map(lambda _: None, state.nu)
 
         def step(g, nu, mu):
             gc = as_compute(g)
-            new_nu = ema(abs_sq(gc), nu, decay)
+            s = scalars.for_leaf(g)
+            new_nu = ema(abs_sq(gc), nu, s["decay"], s["one_minus_decay"])
             var = new_nu
             new_mu = None
             if self.centered:
-                new_mu = ema(gc, mu, decay)
+                new_mu = ema(gc, mu, s["decay"], s["one_minus_decay"])
                 var = jnp.maximum(new_nu - abs_sq(new_mu), 0)
                 new_mu = new_mu.astype(mu.dtype)
-            e = hp(eps, var)
-            den = jnp.sqrt(var + e) if self.eps_in_sqrt else jnp.sqrt(var) + e
+            den = jnp.sqrt(var + s["eps"]) if self.eps_in_sqrt else jnp.sqrt(var) + s["eps"]
             return safe_div(gc, den).astype(g.dtype), new_nu.astype(nu.dtype), new_mu
 
         if self.centered:
@@ -215,14 +219,16 @@ class ScaleByAdadelta(WithHyperparams, GradientTransformation):
 
     def update(self, updates, state, params=None, **extra_args):
         check_same_structure(updates, state.e_g, "updates", "state.e_g")
-        rho, eps = state.hyperparams["rho"], state.hyperparams["eps"]
+        h = state.hyperparams
+        scalars = Scalars(eps=h["eps"], **decay_scalars(rho=h["rho"]))
 
         def step(g, e_g, e_x):
             gc = as_compute(g)
-            new_e_g = ema(abs_sq(gc), e_g, rho)
-            e = hp(eps, new_e_g)
-            delta = jnp.sqrt(e_x.astype(new_e_g.dtype) + e) / jnp.sqrt(new_e_g + e) * gc
-            new_e_x = ema(abs_sq(delta), e_x, rho)
+            s = scalars.for_leaf(g)
+            new_e_g = ema(abs_sq(gc), e_g, s["rho"], s["one_minus_rho"])
+            # safe_div: with eps = 0 a zero gradient gives 0, not 0/0 = NaN
+            delta = safe_div(jnp.sqrt(e_x.astype(new_e_g.dtype) + s["eps"]), jnp.sqrt(new_e_g + s["eps"])) * gc
+            new_e_x = ema(abs_sq(delta), e_x, s["rho"], s["one_minus_rho"])
             return delta.astype(g.dtype), new_e_g.astype(e_g.dtype), new_e_x.astype(e_x.dtype)
 
         out, e_g, e_x = map_unzip(step, 3, updates, state.e_g, state.e_x)

@@ -10,9 +10,9 @@ import jax.numpy as jnp
 
 from gradtx._core.base import GradientTransformation
 from gradtx._core.hyperparams import HyperParam
-from gradtx._core.numerics import abs_sq, as_compute, hp, real_dtype
+from gradtx._core.numerics import Scalars, abs_sq, as_compute, real_dtype
 from gradtx._core.validation import check_nonnegative
-from gradtx._transforms._scaling import StatelessWithHyperparams
+from gradtx._transforms._scaling import StatelessWithHyperparams, scale_tree
 
 
 def global_norm(tree: Any) -> jax.Array:
@@ -25,14 +25,11 @@ def global_norm(tree: Any) -> jax.Array:
     return jnp.sqrt(sum(s.astype(dtype) for s in sq))
 
 
-def _clip_to_norm(u: jax.Array, norm: jax.Array, max_norm: jax.Array) -> jax.Array:
-    """``u * max_norm / norm`` where ``norm > max_norm``, else ``u``; never 0/0."""
-    uc = as_compute(u)
-    m = hp(max_norm, norm)
+def clip_factor(norm: jax.Array, max_norm: jax.Array) -> jax.Array:
+    """``min(1, max_norm / norm)``, computed once per tree; 1 (not 0/0) for a zero norm."""
+    m = max_norm.astype(norm.dtype)
     trigger = norm > m
-    safe_norm = jnp.where(trigger, norm, jnp.ones_like(norm))
-    clipped = (uc / safe_norm.astype(uc.dtype)) * m.astype(uc.dtype)
-    return jnp.where(trigger, clipped, uc).astype(u.dtype)
+    return jnp.where(trigger, m / jnp.where(trigger, norm, jnp.ones_like(norm)), jnp.ones_like(norm))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,10 +38,12 @@ class Clip(StatelessWithHyperparams):
     hyperparam_names = ("max_delta",)
 
     def apply(self, updates, hyperparams, params):
+        scalars = Scalars(max_delta=hyperparams["max_delta"])
+
         def clip_leaf(u):
             if jnp.iscomplexobj(u):
                 raise TypeError("clip: complex updates are not supported; use clip_by_block_norm")
-            d = hp(hyperparams["max_delta"], as_compute(u))
+            d = scalars.for_leaf(u)["max_delta"]
             return jnp.clip(as_compute(u), -d, d).astype(u.dtype)
 
         return jax.tree.map(clip_leaf, updates)
@@ -73,8 +72,7 @@ class ClipByNorm(StatelessWithHyperparams):
     hyperparam_names = ("max_norm",)
 
     def apply(self, updates, hyperparams, params):
-        norm = global_norm(updates)
-        return jax.tree.map(lambda u: _clip_to_norm(u, norm, hyperparams["max_norm"]), updates)
+        return scale_tree(updates, clip_factor(global_norm(updates), hyperparams["max_norm"]))
 
 
 def clip_by_norm(max_norm: HyperParam) -> GradientTransformation:
@@ -111,7 +109,9 @@ class ClipByBlockNorm(StatelessWithHyperparams):
     hyperparam_names = ("max_norm",)
 
     def apply(self, updates, hyperparams, params):
-        return jax.tree.map(lambda u: _clip_to_norm(u, global_norm(u), hyperparams["max_norm"]), updates)
+        return jax.tree.map(
+            lambda u: scale_tree(u, clip_factor(global_norm(u), hyperparams["max_norm"])), updates
+        )
 
 
 def clip_by_block_norm(max_norm: HyperParam) -> GradientTransformation:

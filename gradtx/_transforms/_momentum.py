@@ -11,7 +11,7 @@ import jax.numpy as jnp
 from gradtx._core.base import GradientTransformation
 from gradtx._core.docs import shared_docs
 from gradtx._core.hyperparams import HyperParam, WithHyperparams
-from gradtx._core.numerics import as_compute, hp, map_unzip, safe_increment, zero_count, zeros_like
+from gradtx._core.numerics import Scalars, as_compute, map_unzip, safe_increment, zero_count, zeros_like
 from gradtx._core.validation import check_beta, check_range, check_same_structure
 
 
@@ -39,12 +39,14 @@ class AddMomentum(WithHyperparams, GradientTransformation):
     def update(self, updates, state, params=None, **extra_args):
         check_same_structure(updates, state.trace, "updates", "state.trace")
         first = state.count == 0
-        m_hp, d_hp = state.hyperparams["momentum"], state.hyperparams["dampening"]
+        h = state.hyperparams
+        scalars = Scalars(momentum=h["momentum"], one_minus_dampening=1 - h["dampening"])
 
         def step(g, t):
             gc = as_compute(g)
-            m = hp(m_hp, gc)
-            new = jnp.where(first, gc, m * t.astype(gc.dtype) + (1 - hp(d_hp, gc)) * gc)
+            s = scalars.for_leaf(g)
+            m = s["momentum"]
+            new = jnp.where(first, gc, m * t.astype(gc.dtype) + s["one_minus_dampening"] * gc)
             out = (gc + m * new) if self.nesterov else new
             return out.astype(g.dtype), new.astype(t.dtype)
 
@@ -114,10 +116,10 @@ class ScaleByAggMo(WithHyperparams, GradientTransformation):
 
     def update(self, updates, state, params=None, **extra_args):
         check_same_structure(updates, state.velocities[0], "updates", "state.velocities[0]")
-        betas = state.hyperparams["betas"]
+        betas = Scalars(betas=state.hyperparams["betas"])
         new_v = tuple(
             jax.tree.map(
-                lambda g, v, i=i: (hp(betas[i], as_compute(g)) * v.astype(as_compute(g).dtype) + as_compute(g)),
+                lambda g, v, i=i: betas.for_leaf(g)["betas"][i] * v.astype(as_compute(g).dtype) + as_compute(g),
                 updates,
                 vel,
             )

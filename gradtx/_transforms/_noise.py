@@ -11,7 +11,7 @@ import numpy as np
 
 from gradtx._core.base import GradientTransformation
 from gradtx._core.hyperparams import HyperParam, WithHyperparams
-from gradtx._core.numerics import as_compute, hp, safe_increment, zero_count
+from gradtx._core.numerics import Scalars, as_compute, safe_increment, zero_count
 from gradtx._core.validation import check_nonnegative
 
 
@@ -56,11 +56,12 @@ class AddNoise(WithHyperparams, GradientTransformation):
         key = jax.random.wrap_key_data(state.rng_key)
         key, *leaf_keys = jax.random.split(key, len(leaves) + 1)
         variance = h["eta"] / count.astype(h["eta"].dtype) ** h["gamma"]
-        std = jnp.sqrt(variance)
+        scalars = Scalars(std=jnp.sqrt(variance))
 
         def noisy(g, k):
             gc = as_compute(g)
-            return (gc + hp(std, gc) * jax.random.normal(k, jnp.shape(g), gc.dtype)).astype(g.dtype)
+            noise = jax.random.normal(k, jnp.shape(g), gc.dtype)
+            return (gc + scalars.for_leaf(g)["std"] * noise).astype(g.dtype)
 
         out = treedef.unflatten([noisy(g, k) for g, k in zip(leaves, leaf_keys)])
         new_state = AddNoiseState(count, jax.random.key_data(key), self.next_hyperparams(h, count))

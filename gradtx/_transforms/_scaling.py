@@ -11,8 +11,8 @@ import jax.numpy as jnp
 from gradtx._core.base import GradientTransformation
 from gradtx._core.docs import shared_docs
 from gradtx._core.hyperparams import HyperParam, WithHyperparams
-from gradtx._core.numerics import as_compute, hp, safe_increment, zero_count
-from gradtx._core.validation import check_numeric, check_range
+from gradtx._core.numerics import Scalars, as_compute, safe_increment, zero_count
+from gradtx._core.validation import check_range
 
 
 class HyperState(NamedTuple):
@@ -42,7 +42,8 @@ class StatelessWithHyperparams(WithHyperparams, GradientTransformation):
 
 def scale_tree(updates: Any, factor: jax.Array) -> Any:
     """Each leaf times ``factor``, computed in at least float32, cast back."""
-    return jax.tree.map(lambda u: (as_compute(u) * hp(factor, as_compute(u))).astype(u.dtype), updates)
+    scalars = Scalars(factor=factor)
+    return jax.tree.map(lambda u: (as_compute(u) * scalars.for_leaf(u)["factor"]).astype(u.dtype), updates)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,7 +69,7 @@ def scale(step_size: HyperParam) -> GradientTransformation:
         >>> tx.update(jnp.ones(2), tx.init(jnp.ones(2)))[0]
         Array([-2., -2.], dtype=float32)
     """
-    check_numeric("step_size", step_size)
+    check_range("step_size", step_size)  # any sign; rejects NaN
     return Scale(step_size)
 
 

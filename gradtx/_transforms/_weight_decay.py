@@ -13,7 +13,7 @@ from gradtx._core.base import GradientTransformation
 from gradtx._core.docs import shared_docs
 from gradtx._core.frozen import FrozenTree, freeze, thaw
 from gradtx._core.hyperparams import HyperParam
-from gradtx._core.numerics import as_compute, hp
+from gradtx._core.numerics import Scalars, as_compute
 from gradtx._core.validation import check_nonnegative, check_same_structure
 from gradtx._transforms._scaling import StatelessWithHyperparams
 
@@ -39,10 +39,10 @@ class AddDecayedWeights(StatelessWithHyperparams):
         if params is None:
             raise ValueError("add_decayed_weights needs `params`: call update(updates, state, params)")
         check_same_structure(updates, params, "updates", "params")
-        wd = hyperparams["weight_decay"]
+        scalars = Scalars(wd=hyperparams["weight_decay"])
 
         def decay(u, p):
-            out = as_compute(u) + hp(wd, as_compute(u)) * as_compute(p)
+            out = as_compute(u) + scalars.for_leaf(u)["wd"] * as_compute(p)
             return out.astype(u.dtype)
 
         mask = resolve_mask(self.mask, params)
@@ -78,4 +78,5 @@ def add_decayed_weights(weight_decay: HyperParam = 0.0, mask: Mask | None = None
         Array([0.1, 0.2], dtype=float32)
     """
     check_nonnegative("weight_decay", weight_decay)
-    return AddDecayedWeights(weight_decay, None if mask is None or callable(mask) else freeze(mask))
+    # A mask function is kept as it is (it is hashable); only a tree of bools needs freezing.
+    return AddDecayedWeights(weight_decay, mask if mask is None or callable(mask) else freeze(mask))
