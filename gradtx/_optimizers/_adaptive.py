@@ -5,6 +5,7 @@ from __future__ import annotations
 from gradtx._core.base import GradientTransformation
 from gradtx._core.docs import shared_docs
 from gradtx._core.hyperparams import HyperParam
+from gradtx._core.validation import check_beta
 from gradtx._optimizers._common import coupled_l2, is_on
 from gradtx._transforms._adaptive import scale_by_adadelta, scale_by_adagrad, scale_by_rms
 from gradtx._transforms._momentum import add_momentum
@@ -103,6 +104,7 @@ def rmsprop(
         >>> tx.update(jnp.array([2.0]), tx.init(jnp.zeros(1)))[0]
         Array([-0.2], dtype=float32)
     """
+    check_beta("momentum", momentum)
     if nesterov and not is_on(momentum):
         raise ValueError("nesterov=True needs momentum > 0")
     rms = scale_by_rms(decay, eps, eps_in_sqrt=eps_in_sqrt, centered=centered, initial_scale=initial_scale)

@@ -7,6 +7,7 @@ from typing import Any
 from gradtx._core.base import GradientTransformation
 from gradtx._core.docs import shared_docs
 from gradtx._core.hyperparams import HyperParam
+from gradtx._core.validation import check_beta
 from gradtx._optimizers._common import coupled_l2, is_on
 from gradtx._transforms._momentum import add_momentum, scale_by_aggmo
 from gradtx._transforms._noise import add_noise
@@ -58,6 +59,7 @@ def sgd(
         >>> gradtx.apply_updates(params, updates)["w"]
         Array([ 0.81, -0.81], dtype=float32)
     """
+    check_beta("momentum", momentum)
     if nesterov and not is_on(momentum):
         raise ValueError("nesterov=True needs momentum > 0")
     if nesterov and is_on(dampening):

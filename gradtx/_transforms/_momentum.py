@@ -160,6 +160,8 @@ def scale_by_aggmo(betas: tuple[float, ...] = (0.0, 0.9, 0.99), *, mu_dtype: Any
         >>> u
         Array([1.25], dtype=float32)
     """
+    if not isinstance(betas, (tuple, list)):
+        raise TypeError(f"betas must be a tuple of damping coefficients, got {betas!r}")
     betas = tuple(float(b) for b in betas)
     if not betas:
         raise ValueError("betas must hold at least one damping coefficient")
