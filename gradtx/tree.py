@@ -19,7 +19,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from gradtx._core.numerics import abs_sq, as_compute, real_dtype
+from gradtx._core.numerics import as_compute, real_dtype
 from gradtx._transforms._clipping import global_norm
 
 PyTree = Any

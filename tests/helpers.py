@@ -48,7 +48,12 @@ def to_numpy(tree: Any) -> Any:
 def max_rel_error(actual: Any, expected: Any, atol: float = 1e-6) -> float:
     """max |a - e| / (|e| + atol) over all leaves."""
     errs = [
-        float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(e, np.float64)) / (np.abs(e) + atol), initial=0.0))
+        float(
+            np.max(
+                np.abs(np.asarray(a, np.float64) - np.asarray(e, np.float64)) / (np.abs(e) + atol),
+                initial=0.0,
+            )
+        )
         for a, e in zip(jax.tree.leaves(actual), jax.tree.leaves(expected))
     ]
     return max(errs, default=0.0)

@@ -168,8 +168,18 @@ def test_float64_hyperparams_under_x64(x64):
 INIT_ONLY = {"initial_accumulator_value", "initial_scale"}
 
 OPTIMIZER_NAMES = [
-    "sgd", "noisy_sgd", "aggmo", "adagrad", "rmsprop", "adadelta",
-    "adam", "adamw", "adamax", "nadam", "amsgrad", "qhadam",
+    "sgd",
+    "noisy_sgd",
+    "aggmo",
+    "adagrad",
+    "rmsprop",
+    "adadelta",
+    "adam",
+    "adamw",
+    "adamax",
+    "nadam",
+    "amsgrad",
+    "qhadam",
 ]
 
 
@@ -191,8 +201,10 @@ def test_every_numeric_hyperparameter_is_in_state_and_settable(name):
     numeric = [
         p.name
         for p in inspect.signature(factory).parameters.values()
-        if isinstance(p.default, (int, float, tuple)) and not isinstance(p.default, bool)
-        and p.name not in INIT_ONLY and p.name != "key"
+        if isinstance(p.default, (int, float, tuple))
+        and not isinstance(p.default, bool)
+        and p.name not in INIT_ONLY
+        and p.name != "key"
     ]
     assert numeric, "the check would be vacuous"
     for pname in numeric:

@@ -23,14 +23,14 @@ bfloat16 parameters, ``b2 = 0.999`` would round to 1.0.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, ClassVar, Union
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 Schedule = Callable[[jax.Array], Any]
-HyperParam = Union[float, jax.Array, Schedule]
+HyperParam = float | jax.Array | Schedule
 
 _FIELD = "hyperparams"
 
@@ -72,7 +72,9 @@ class WithHyperparams:
         out = {}
         for name in self.hyperparam_names:
             value = getattr(self, name)
-            out[name] = value_at(value, count).astype(current[name].dtype) if callable(value) else current[name]
+            out[name] = (
+                value_at(value, count).astype(current[name].dtype) if callable(value) else current[name]
+            )
         return out
 
 

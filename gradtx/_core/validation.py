@@ -27,7 +27,7 @@ def _concrete(value: Any) -> float | None:
 
 def check_numeric(name: str, value: Any) -> None:
     """Raises TypeError unless ``value`` is a number, scalar array or callable schedule."""
-    if callable(value) or isinstance(value, numbers.Real) or isinstance(value, jax.core.Tracer):
+    if callable(value) or isinstance(value, (numbers.Real, jax.core.Tracer)):
         return
     shape = np.shape(value)
     if shape != ():
@@ -105,6 +105,5 @@ def check_same_structure(a: Any, b: Any, a_name: str, b_name: str, *, shapes: bo
         sx, sy = np.shape(x), np.shape(y)
         if sx != sy:
             raise ValueError(
-                f"leaf {jax.tree_util.keystr(path)} has shape {sx} in {a_name} "
-                f"but {sy} in {b_name}"
+                f"leaf {jax.tree_util.keystr(path)} has shape {sx} in {a_name} but {sy} in {b_name}"
             )

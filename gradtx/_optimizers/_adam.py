@@ -32,7 +32,8 @@ def adam(
     .. math::
         m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t, \quad
         v_t = \beta_2 v_{t-1} + (1-\beta_2) g_t^2, \quad
-        \theta_t = \theta_{t-1} - \eta_t \frac{m_t / (1-\beta_1^t)}{\sqrt{v_t / (1-\beta_2^t) + \epsilon_{root}} + \epsilon}
+        \theta_t = \theta_{t-1} - \eta_t
+        \frac{m_t / (1-\beta_1^t)}{\sqrt{v_t / (1-\beta_2^t) + \epsilon_{root}} + \epsilon}
 
     The bias corrections are applied to the moments, not folded into the step
     size (see :func:`scale_by_adam`). ``weight_decay`` adds
@@ -218,8 +219,15 @@ def nadam(
         (1,)
     """
     return adam(
-        learning_rate, b1, b2, eps, eps_root=eps_root, weight_decay=weight_decay,
-        nesterov=True, mu_dtype=mu_dtype, nu_dtype=nu_dtype,
+        learning_rate,
+        b1,
+        b2,
+        eps,
+        eps_root=eps_root,
+        weight_decay=weight_decay,
+        nesterov=True,
+        mu_dtype=mu_dtype,
+        nu_dtype=nu_dtype,
     )
 
 
@@ -243,8 +251,8 @@ def amsgrad(
 
     The same as ``adam(..., amsgrad=True)``, in torch's convention (the
     maximum of the *uncorrected* :math:`v_t`). ``optax.amsgrad`` takes the
-    maximum after bias correction; the two drift apart (about 10% after 60
-    steps on a typical problem).
+    maximum after bias correction; the two drift apart (after 60 steps on
+    the parity problem, 13% median per element and 25% in total movement).
 
     Args:
         learning_rate: {learning_rate}
@@ -269,8 +277,15 @@ def amsgrad(
         Array([-0.1,  0.1], dtype=float32)
     """
     return adam(
-        learning_rate, b1, b2, eps, eps_root=eps_root, weight_decay=weight_decay,
-        amsgrad=True, mu_dtype=mu_dtype, nu_dtype=nu_dtype,
+        learning_rate,
+        b1,
+        b2,
+        eps,
+        eps_root=eps_root,
+        weight_decay=weight_decay,
+        amsgrad=True,
+        mu_dtype=mu_dtype,
+        nu_dtype=nu_dtype,
     )
 
 

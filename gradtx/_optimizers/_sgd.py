@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gradtx._core.base import GradientTransformation
+from gradtx._core.base import GradientTransformation, chain
 from gradtx._core.docs import shared_docs
 from gradtx._core.hyperparams import HyperParam
 from gradtx._core.validation import check_beta
@@ -12,7 +12,6 @@ from gradtx._optimizers._common import coupled_l2, is_on
 from gradtx._transforms._momentum import add_momentum, scale_by_aggmo
 from gradtx._transforms._noise import add_noise
 from gradtx._transforms._scaling import scale_by_learning_rate
-from gradtx._core.base import chain
 
 
 @shared_docs
@@ -65,7 +64,9 @@ def sgd(
     if nesterov and is_on(dampening):
         raise ValueError("nesterov=True needs dampening == 0")
     moment = (add_momentum(momentum, nesterov=nesterov, dampening=dampening, mu_dtype=mu_dtype),)
-    return coupled_l2(weight_decay, *(moment if is_on(momentum) else ()), scale_by_learning_rate(learning_rate))
+    return coupled_l2(
+        weight_decay, *(moment if is_on(momentum) else ()), scale_by_learning_rate(learning_rate)
+    )
 
 
 @shared_docs
@@ -78,7 +79,8 @@ def noisy_sgd(
     r"""SGD on gradients with annealed Gaussian noise added.
 
     .. math::
-        \theta_t = \theta_{t-1} - \eta_t \left(g_t + \mathcal{N}\!\left(0, \frac{\eta_{noise}}{(1+t)^\gamma}\right)\right)
+        \theta_t = \theta_{t-1} - \eta_t
+        \left(g_t + \mathcal{N}\!\left(0, \frac{\eta_{noise}}{(1+t)^\gamma}\right)\right)
 
     Equals ``optax.noisy_sgd`` in distribution (random streams differ).
 
@@ -133,4 +135,6 @@ def aggmo(
         >>> tx.update(jnp.ones(2), tx.init(jnp.ones(2)))[0]
         Array([-0.1, -0.1], dtype=float32)
     """
-    return coupled_l2(weight_decay, scale_by_aggmo(betas, mu_dtype=mu_dtype), scale_by_learning_rate(learning_rate))
+    return coupled_l2(
+        weight_decay, scale_by_aggmo(betas, mu_dtype=mu_dtype), scale_by_learning_rate(learning_rate)
+    )

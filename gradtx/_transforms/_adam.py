@@ -22,6 +22,14 @@ from gradtx._core.numerics import (
     zero_count,
     zeros_like,
 )
+from gradtx._core.quantize import (
+    buffer_zeros,
+    check_state_dtype,
+    leaf_view,
+    pack_like,
+    reject_quantized,
+    unpack,
+)
 from gradtx._core.validation import check_beta, check_nonnegative, check_range, check_same_structure
 from gradtx._transforms._adaptive import decay_scalars, ema, real_zeros_like
 
@@ -35,7 +43,7 @@ class ScaleByAdamState(NamedTuple):
 
 
 def _moment_buffers(params: Any, mu_dtype: Any, nu_dtype: Any) -> tuple[Any, Any]:
-    return zeros_like(params, mu_dtype), real_zeros_like(params, nu_dtype)
+    return buffer_zeros(params, mu_dtype, zeros_like), buffer_zeros(params, nu_dtype, real_zeros_like)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,11 +60,11 @@ class ScaleByAdam(WithHyperparams, GradientTransformation):
 
     def init(self, params):
         mu, nu = _moment_buffers(params, self.mu_dtype, self.nu_dtype)
-        nu_max = real_zeros_like(params, self.nu_dtype) if self.amsgrad else None
+        nu_max = buffer_zeros(params, self.nu_dtype, real_zeros_like) if self.amsgrad else None
         return ScaleByAdamState(zero_count(), mu, nu, nu_max, self.init_hyperparams())
 
     def update(self, updates, state, params=None, **extra_args):
-        check_same_structure(updates, state.mu, "updates", "state.mu")
+        check_same_structure(updates, leaf_view(state.mu), "updates", "state.mu")
         h = state.hyperparams
         count = safe_increment(state.count)
         nu_max_old = state.nu_max if self.amsgrad else state.nu
@@ -69,14 +77,14 @@ class ScaleByAdam(WithHyperparams, GradientTransformation):
             **decay_scalars(b1=h["b1"], b2=h["b2"]),
         )
 
-        def step(g, mu, nu, nu_max):
+        def step(g, mu, nu, nu_max):  # 8-bit buffers are decoded, used in float32, re-encoded
             gc = as_compute(g)
             s = scalars.for_leaf(g)
-            new_mu = ema(gc, mu, s["b1"], s["one_minus_b1"])
-            new_nu = ema(abs_sq(gc), nu, s["b2"], s["one_minus_b2"])
+            new_mu = ema(gc, unpack(mu), s["b1"], s["one_minus_b1"])
+            new_nu = ema(abs_sq(gc), unpack(nu), s["b2"], s["one_minus_b2"])
             nu_used = new_nu
             if self.amsgrad:  # torch's convention: the max of the uncorrected moment
-                nu_used = jnp.maximum(nu_max.astype(new_nu.dtype), new_nu)
+                nu_used = jnp.maximum(unpack(nu_max).astype(new_nu.dtype), new_nu)
             if self.nesterov:
                 mu_hat = s["b1"] * new_mu / s["bc1_next"] + s["one_minus_b1"] * gc / s["bc1"]
             else:
@@ -84,7 +92,8 @@ class ScaleByAdam(WithHyperparams, GradientTransformation):
             nu_hat = nu_used / s["bc2"]
             den = jnp.sqrt(nu_hat + s["eps_root"]) + s["eps"]
             out = safe_div(mu_hat, den)
-            return out.astype(g.dtype), new_mu.astype(mu.dtype), new_nu.astype(nu.dtype), nu_used.astype(nu_max.dtype)
+            new_nu_max = pack_like(nu_used, nu_max) if self.amsgrad else nu_max
+            return out.astype(g.dtype), pack_like(new_mu, mu), pack_like(new_nu, nu), new_nu_max
 
         out, mu, nu, nu_max = map_unzip(step, 4, updates, state.mu, state.nu, nu_max_old)
         hyperparams = self.next_hyperparams(h, count)
@@ -128,13 +137,16 @@ def scale_by_adam(
         eps_root: {eps_root}
         nesterov: use Nesterov momentum (Nadam).
         amsgrad: use the running maximum of the second moment (AMSGrad).
-        mu_dtype: {mu_dtype}
-        nu_dtype: {nu_dtype}
+        mu_dtype: {mu_dtype} ``"int8"`` (or a :class:`QuantizedDtype`) stores it
+            8-bit block-wise quantised; see docs/memory.md.
+        nu_dtype: {nu_dtype} ``"uint8"`` (or a :class:`QuantizedDtype`) stores it
+            8-bit block-wise quantised, as is the AMSGrad maximum.
 
     References:
         Kingma & Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015;
         Reddi, Kale & Kumar, "On the Convergence of Adam and Beyond", ICLR 2018;
-        Dozat, "Incorporating Nesterov Momentum into Adam", ICLR workshop 2016.
+        Dozat, "Incorporating Nesterov Momentum into Adam", ICLR workshop 2016;
+        Dettmers et al., "8-bit Optimizers via Block-wise Quantization", ICLR 2022.
 
     Example:
         >>> import jax.numpy as jnp
@@ -147,6 +159,8 @@ def scale_by_adam(
     check_beta("b2", b2)
     check_nonnegative("eps", eps)
     check_nonnegative("eps_root", eps_root)
+    check_state_dtype("mu_dtype", mu_dtype, signed=True)
+    check_state_dtype("nu_dtype", nu_dtype, signed=False)
     return ScaleByAdam(b1, b2, eps, eps_root, nesterov, amsgrad, mu_dtype, nu_dtype)
 
 
@@ -174,7 +188,9 @@ class ScaleByAdamax(WithHyperparams, GradientTransformation):
         check_same_structure(updates, state.mu, "updates", "state.mu")
         h = state.hyperparams
         count = safe_increment(state.count)
-        scalars = Scalars(bc1=bias_correction(h["b1"], count), eps=h["eps"], b2=h["b2"], **decay_scalars(b1=h["b1"]))
+        scalars = Scalars(
+            bc1=bias_correction(h["b1"], count), eps=h["eps"], b2=h["b2"], **decay_scalars(b1=h["b1"])
+        )
 
         def step(g, mu, nu):
             gc = as_compute(g)
@@ -227,6 +243,7 @@ def scale_by_adamax(
     check_beta("b1", b1)
     check_beta("b2", b2)
     check_nonnegative("eps", eps)
+    reject_quantized("scale_by_adamax", mu_dtype=mu_dtype, nu_dtype=nu_dtype)
     return ScaleByAdamax(b1, b2, eps, mu_dtype, nu_dtype)
 
 
@@ -314,4 +331,5 @@ def scale_by_qhadam(
     check_range("nu1", nu1, 0.0, 1.0)
     check_range("nu2", nu2, 0.0, 1.0)
     check_nonnegative("eps", eps)
+    reject_quantized("scale_by_qhadam", mu_dtype=mu_dtype, nu_dtype=nu_dtype)
     return ScaleByQHAdam(b1, b2, nu1, nu2, eps, mu_dtype, nu_dtype)

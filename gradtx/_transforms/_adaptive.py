@@ -9,7 +9,6 @@ import jax
 import jax.numpy as jnp
 
 from gradtx._core.base import GradientTransformation
-from gradtx._core.docs import shared_docs
 from gradtx._core.hyperparams import HyperParam, WithHyperparams
 from gradtx._core.numerics import (
     Scalars,
@@ -78,7 +77,9 @@ class ScaleByAdagrad(WithHyperparams, GradientTransformation):
         return out, ScaleByAdagradState(count, acc, self.next_hyperparams(state.hyperparams, count))
 
 
-def scale_by_adagrad(initial_accumulator_value: float = 0.0, eps: HyperParam = 1e-10) -> GradientTransformation:
+def scale_by_adagrad(
+    initial_accumulator_value: float = 0.0, eps: HyperParam = 1e-10
+) -> GradientTransformation:
     r"""AdaGrad's rescaling by the root of the accumulated squared gradients.
 
     .. math::
@@ -227,7 +228,9 @@ class ScaleByAdadelta(WithHyperparams, GradientTransformation):
             s = scalars.for_leaf(g)
             new_e_g = ema(abs_sq(gc), e_g, s["rho"], s["one_minus_rho"])
             # safe_div: with eps = 0 a zero gradient gives 0, not 0/0 = NaN
-            delta = safe_div(jnp.sqrt(e_x.astype(new_e_g.dtype) + s["eps"]), jnp.sqrt(new_e_g + s["eps"])) * gc
+            delta = (
+                safe_div(jnp.sqrt(e_x.astype(new_e_g.dtype) + s["eps"]), jnp.sqrt(new_e_g + s["eps"])) * gc
+            )
             new_e_x = ema(abs_sq(delta), e_x, s["rho"], s["one_minus_rho"])
             return delta.astype(g.dtype), new_e_g.astype(e_g.dtype), new_e_x.astype(e_x.dtype)
 

@@ -12,6 +12,14 @@ from gradtx._core.base import GradientTransformation
 from gradtx._core.docs import shared_docs
 from gradtx._core.hyperparams import HyperParam, WithHyperparams
 from gradtx._core.numerics import Scalars, as_compute, map_unzip, safe_increment, zero_count, zeros_like
+from gradtx._core.quantize import (
+    buffer_zeros,
+    check_state_dtype,
+    leaf_view,
+    pack_like,
+    reject_quantized,
+    unpack,
+)
 from gradtx._core.validation import check_beta, check_range, check_same_structure
 
 
@@ -34,21 +42,22 @@ class AddMomentum(WithHyperparams, GradientTransformation):
         return self.decay
 
     def init(self, params):
-        return MomentumState(zero_count(), zeros_like(params, self.mu_dtype), self.init_hyperparams())
+        trace = buffer_zeros(params, self.mu_dtype, zeros_like)
+        return MomentumState(zero_count(), trace, self.init_hyperparams())
 
     def update(self, updates, state, params=None, **extra_args):
-        check_same_structure(updates, state.trace, "updates", "state.trace")
+        check_same_structure(updates, leaf_view(state.trace), "updates", "state.trace")
         first = state.count == 0
         h = state.hyperparams
         scalars = Scalars(momentum=h["momentum"], one_minus_dampening=1 - h["dampening"])
 
-        def step(g, t):
+        def step(g, t):  # an 8-bit trace is decoded, used in float32, re-encoded
             gc = as_compute(g)
             s = scalars.for_leaf(g)
             m = s["momentum"]
-            new = jnp.where(first, gc, m * t.astype(gc.dtype) + s["one_minus_dampening"] * gc)
+            new = jnp.where(first, gc, m * unpack(t).astype(gc.dtype) + s["one_minus_dampening"] * gc)
             out = (gc + m * new) if self.nesterov else new
-            return out.astype(g.dtype), new.astype(t.dtype)
+            return out.astype(g.dtype), pack_like(new, t)
 
         out, trace = map_unzip(step, 2, updates, state.trace)
         count = safe_increment(state.count)
@@ -77,11 +86,13 @@ def add_momentum(
         decay: the momentum :math:`\mu` in [0, 1); stored as ``momentum``.
         nesterov: use Nesterov momentum.
         dampening: :math:`d` in [0, 1]; not applied at the first step (as torch).
-        mu_dtype: {mu_dtype}
+        mu_dtype: {mu_dtype} ``"int8"`` (or a :class:`QuantizedDtype`) stores it
+            8-bit block-wise quantised; see docs/memory.md.
 
     References:
         Polyak, 1964; Sutskever et al., "On the importance of initialization
-        and momentum in deep learning", ICML 2013.
+        and momentum in deep learning", ICML 2013; Dettmers et al., "8-bit
+        Optimizers via Block-wise Quantization", ICLR 2022.
 
     Example:
         >>> import jax.numpy as jnp
@@ -95,6 +106,7 @@ def add_momentum(
     """
     check_beta("decay", decay)
     check_range("dampening", dampening, 0.0, 1.0)
+    check_state_dtype("mu_dtype", mu_dtype, signed=True)
     return AddMomentum(decay, nesterov, dampening, mu_dtype)
 
 
@@ -119,7 +131,9 @@ class ScaleByAggMo(WithHyperparams, GradientTransformation):
         betas = Scalars(betas=state.hyperparams["betas"])
         new_v = tuple(
             jax.tree.map(
-                lambda g, v, i=i: betas.for_leaf(g)["betas"][i] * v.astype(as_compute(g).dtype) + as_compute(g),
+                lambda g, v, i=i: (
+                    betas.for_leaf(g)["betas"][i] * v.astype(as_compute(g).dtype) + as_compute(g)
+                ),
                 updates,
                 vel,
             )
@@ -135,7 +149,9 @@ class ScaleByAggMo(WithHyperparams, GradientTransformation):
         return out, AggMoState(count, stored, self.next_hyperparams(state.hyperparams, count))
 
 
-def scale_by_aggmo(betas: tuple[float, ...] = (0.0, 0.9, 0.99), *, mu_dtype: Any = None) -> GradientTransformation:
+def scale_by_aggmo(
+    betas: tuple[float, ...] = (0.0, 0.9, 0.99), *, mu_dtype: Any = None
+) -> GradientTransformation:
     r"""Aggregated momentum: the average of several heavy-ball velocities.
 
     .. math::
@@ -167,4 +183,5 @@ def scale_by_aggmo(betas: tuple[float, ...] = (0.0, 0.9, 0.99), *, mu_dtype: Any
         raise ValueError("betas must hold at least one damping coefficient")
     for i, b in enumerate(betas):
         check_beta(f"betas[{i}]", b)
+    reject_quantized("scale_by_aggmo", mu_dtype=mu_dtype)
     return ScaleByAggMo(betas, mu_dtype)

@@ -6,7 +6,6 @@ import dataclasses
 from typing import Any, NamedTuple
 
 import jax
-import jax.numpy as jnp
 
 from gradtx._core.base import GradientTransformation
 from gradtx._core.docs import shared_docs
