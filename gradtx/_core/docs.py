@@ -39,11 +39,18 @@ GLOSSARY: dict[str, str] = {
     ),
 }
 
-_TOKEN = re.compile(r"\{(" + "|".join(GLOSSARY) + r")\}")
+
+def docstring_filler(glossary: dict[str, str]) -> Callable[[F], F]:
+    """A decorator filling ``{name}`` tokens of a docstring from ``glossary``."""
+    token = re.compile(r"\{(" + "|".join(map(re.escape, glossary)) + r")\}")
+
+    def fill(fn: F) -> F:
+        if fn.__doc__:
+            fn.__doc__ = token.sub(lambda m: glossary[m.group(1)], fn.__doc__)
+        return fn
+
+    return fill
 
 
-def shared_docs(fn: F) -> F:
-    """Fills ``{name}`` tokens of ``fn.__doc__`` from :data:`GLOSSARY`."""
-    if fn.__doc__:
-        fn.__doc__ = _TOKEN.sub(lambda m: GLOSSARY[m.group(1)], fn.__doc__)
-    return fn
+shared_docs = docstring_filler(GLOSSARY)
+"""Fills ``{name}`` tokens of a docstring from :data:`GLOSSARY`."""

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 import numbers
-import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -27,6 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gradtx._core.docs import docstring_filler
 from gradtx._core.numerics import INT32_MAX
 from gradtx._core.validation import check_range
 
@@ -155,14 +155,8 @@ ARGS: dict[str, str] = {
         "    ``transition_steps + 1`` steps to end on the final value."
     ),
 }
-_TOKEN = re.compile(r"\{(" + "|".join(ARGS) + r")\}")
-
-
-def schedule_docs(fn: F) -> F:
-    """Fills ``{name}`` tokens of ``fn.__doc__`` from :data:`ARGS` (argument text written once)."""
-    if fn.__doc__:
-        fn.__doc__ = _TOKEN.sub(lambda m: ARGS[m.group(1)], fn.__doc__)
-    return fn
+schedule_docs = docstring_filler(ARGS)
+"""Fills ``{name}`` tokens of a schedule's docstring from :data:`ARGS` (argument text written once)."""
 
 
 # --- argument checks: each raises ValueError naming the argument ---------------------------
