@@ -77,7 +77,13 @@ class GradientTransformation:
 
 
 class EmptyState(NamedTuple):
-    """State of a transformation that keeps nothing."""
+    """State of a transformation that keeps nothing.
+
+    Example:
+        >>> import gradtx
+        >>> gradtx.identity().init(None)
+        EmptyState()
+    """
 
 
 def _accepts_extra_args(tx: Any) -> bool:
