@@ -18,6 +18,7 @@ from gradtx._core.checkpoint import state_dict as state_dict
 from gradtx._core.hyperparams import get_hyperparam as get_hyperparam
 from gradtx._core.hyperparams import get_hyperparams as get_hyperparams
 from gradtx._core.hyperparams import set_hyperparam as set_hyperparam
+from gradtx._core.step import make_step as make_step
 from gradtx._core.quantize import QuantizedArray as QuantizedArray
 from gradtx._core.quantize import QuantizedDtype as QuantizedDtype
 from gradtx._core.quantize import dequantize as dequantize

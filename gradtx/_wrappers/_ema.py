@@ -156,9 +156,10 @@ class Swa(WithHyperparams, GradientTransformation):
     hyperparam_names = ("swa_start", "swa_every")
 
     def init(self, params):
-        zero = zero_count()
         average = copy_tree(params, _average_dtype(self.dtype))
-        return SwaState(zero, zero, zero, average, self.tx.init(params), self.init_hyperparams())
+        return SwaState(
+            zero_count(), zero_count(), zero_count(), average, self.tx.init(params), self.init_hyperparams()
+        )
 
     def update(self, updates, state, params=None, **extra_args):
         require_params(params, "swa")

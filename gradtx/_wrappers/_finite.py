@@ -41,9 +41,8 @@ class ApplyIfFinite(WithHyperparams, GradientTransformation):
     hyperparam_names = ("max_consecutive_errors",)
 
     def init(self, params):
-        zero = zero_count()
         return ApplyIfFiniteState(
-            self.tx.init(params), zero, zero, jnp.asarray(True), self.init_hyperparams()
+            self.tx.init(params), zero_count(), zero_count(), jnp.asarray(True), self.init_hyperparams()
         )
 
     def update(self, updates, state, params=None, **extra_args):

@@ -38,8 +38,9 @@ class Lookahead(WithHyperparams, GradientTransformation):
     hyperparam_names = ("sync_period", "slow_step_size")
 
     def init(self, params):
-        zero = zero_count()
-        return LookaheadState(zero, zero, copy_tree(params), self.tx.init(params), self.init_hyperparams())
+        return LookaheadState(
+            zero_count(), zero_count(), copy_tree(params), self.tx.init(params), self.init_hyperparams()
+        )
 
     def update(self, updates, state, params=None, **extra_args):
         require_params(params, "lookahead")

@@ -45,10 +45,15 @@ class DynamicLossScale(WithHyperparams, GradientTransformation):
     hyperparam_names = ("growth_interval", "growth_factor", "backoff_factor", "min_loss_scale")
 
     def init(self, params):
-        zero = zero_count()
         scale = jnp.asarray(self.initial_scale, jnp.float32)
         return LossScaleState(
-            zero, scale, zero, jnp.asarray(True), zero, self.tx.init(params), self.init_hyperparams()
+            zero_count(),
+            scale,
+            zero_count(),
+            jnp.asarray(True),
+            zero_count(),
+            self.tx.init(params),
+            self.init_hyperparams(),
         )
 
     def update(self, updates, state, params=None, **extra_args):

@@ -65,18 +65,18 @@ class Monitor(WithHyperparams, GradientTransformation):
         leaf_zeros = jax.tree.map(lambda p: jnp.zeros([], _norm_dtype(p)), params)
         dtypes = [x.dtype for x in jax.tree.leaves(leaf_zeros)]
         scalar = jnp.zeros([], jnp.result_type(*dtypes) if dtypes else jnp.float32)
-        zero, false = zero_count(), jnp.asarray(False)
+        # A fresh buffer per field: aliased leaves could not be donated to a jitted step.
         return MonitorState(
-            zero,
+            zero_count(),
             scalar,
             jnp.zeros_like(scalar),
             leaf_zeros,
             jax.tree.map(jnp.zeros_like, leaf_zeros),
-            false,
-            false,
-            zero,
-            zero,
-            zero,
+            jnp.asarray(False),
+            jnp.asarray(False),
+            zero_count(),
+            zero_count(),
+            zero_count(),
             self.tx.init(params),
             self.init_hyperparams(),
         )

@@ -44,8 +44,10 @@ class ReduceOnPlateau(WithHyperparams, GradientTransformation):
         hyperparams = {**self.init_hyperparams(), "scale": as_hyperparam(1.0)}
         dtype = hyperparam_dtype(None)
         worst = jnp.asarray(jnp.inf if self.mode == "min" else -jnp.inf, dtype)
-        zero = zero_count()
-        return ReduceOnPlateauState(zero, worst, zero, zero, zero, jnp.zeros([], dtype), hyperparams)
+        # A fresh buffer per field: aliased leaves could not be donated to a jitted step.
+        return ReduceOnPlateauState(
+            zero_count(), worst, zero_count(), zero_count(), zero_count(), jnp.zeros([], dtype), hyperparams
+        )
 
     def _improved(self, value: jax.Array, best: jax.Array, threshold: jax.Array) -> jax.Array:
         """torch's ``_is_better``."""
