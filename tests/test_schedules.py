@@ -31,10 +31,11 @@ try:  # torch is an optional oracle: its comparisons skip cleanly without it
     from torch.optim import lr_scheduler as L
 except ImportError:
     torch = L = None
-requires_torch = pytest.mark.skipif(torch is None, reason="torch is not installed")
 
 import gradtx
 from gradtx import schedules as S
+
+requires_torch = pytest.mark.skipif(torch is None, reason="torch is not installed")
 
 INT32_MAX = 2**31 - 1
 FAR = [10**6, 10**9, INT32_MAX]

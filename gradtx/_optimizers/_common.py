@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from gradtx._core.base import GradientTransformation, chain
+import jax
+import jax.numpy as jnp
+
+from gradtx._core.base import GradientTransformation, chain, stateless
 from gradtx._core.hyperparams import HyperParam
 from gradtx._transforms._weight_decay import add_decayed_weights
 
@@ -30,3 +33,12 @@ def coupled_l2(weight_decay: HyperParam, *rest: Any) -> GradientTransformation:
     """``chain(add_decayed_weights(weight_decay), *rest)``, the first dropped if zero."""
     head = (add_decayed_weights(weight_decay),) if is_on(weight_decay) else ()
     return chain(*head, *rest)
+
+
+def _negate_tree(updates: Any, params: Any) -> Any:
+    return jax.tree.map(jnp.negative, updates)
+
+
+def negate() -> GradientTransformation:
+    """Flips the sign of the updates (the last step of optimizers whose rate is not a plain factor)."""
+    return stateless(_negate_tree)
