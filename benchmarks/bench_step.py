@@ -80,7 +80,8 @@ def cases(quick: bool) -> list[Case]:
     ]
     mlp = mlp_shapes(big // 4)
     out += [
-        Case(f"{opt} {len(mlp)} leaves (MLP)", mlp, opt) for opt in ("sgd_momentum", "rmsprop", "adagrad")
+        Case(f"{opt} {len(mlp)} leaves (MLP)", mlp, opt)
+        for opt in ("sgd_momentum", "rmsprop", "adagrad", "lion", "adafactor")
     ]
     return out
 
@@ -106,6 +107,16 @@ OPTIMIZERS: dict[str, tuple[Callable, Callable | None, Callable | None]] = {
         lambda: gradtx.rmsprop(1e-3, eps_in_sqrt=False),
         lambda: optax.rmsprop(1e-3, eps_in_sqrt=False),
         lambda ps, **kw: torch.optim.RMSprop(ps, lr=1e-3, alpha=0.9, **kw),
+    ),
+    "lion": (
+        lambda: gradtx.lion(1e-4, weight_decay=0.0),
+        lambda: optax.lion(1e-4),
+        None,
+    ),
+    "adafactor": (
+        lambda: gradtx.adafactor(1e-3),
+        lambda: optax.adafactor(1e-3),
+        None,
     ),
     "adagrad": (
         lambda: gradtx.adagrad(1e-2),
