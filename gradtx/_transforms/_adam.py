@@ -91,7 +91,9 @@ class ScaleByAdam(WithHyperparams, GradientTransformation):
                 mu_hat = new_mu / s["bc1"]
             nu_hat = nu_used / s["bc2"]
             den = jnp.sqrt(nu_hat + s["eps_root"]) + s["eps"]
-            out = safe_div(mu_hat, den)
+            # den == 0 only when every gradient so far was 0 (then mu_hat == 0 too): a
+            # clamp gives 0 instead of 0/0 and compiles smaller than a select.
+            out = mu_hat / jnp.maximum(den, jnp.finfo(den.dtype).tiny)
             new_nu_max = pack_like(nu_used, nu_max) if self.amsgrad else nu_max
             return out.astype(g.dtype), pack_like(new_mu, mu), pack_like(new_nu, nu), new_nu_max
 
