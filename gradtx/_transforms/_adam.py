@@ -166,10 +166,12 @@ def scale_by_adam(
     return ScaleByAdam(b1, b2, eps, eps_root, nesterov, amsgrad, mu_dtype, nu_dtype)
 
 
-class ScaleByAdamaxState(NamedTuple):
+class MomentsState(NamedTuple):
+    """State of a transformation with a first and a second moment (AdaMax, AdaBelief, Yogi, ADOPT, ...)."""
+
     count: jax.Array
     mu: Any
-    nu: Any  # exponentially weighted infinity norm
+    nu: Any  # second moment, or AdaMax's exponentially weighted infinity norm
     hyperparams: dict[str, jax.Array]
 
 
@@ -184,7 +186,7 @@ class ScaleByAdamax(WithHyperparams, GradientTransformation):
 
     def init(self, params):
         mu, nu = _moment_buffers(params, self.mu_dtype, self.nu_dtype)
-        return ScaleByAdamaxState(zero_count(), mu, nu, self.init_hyperparams())
+        return MomentsState(zero_count(), mu, nu, self.init_hyperparams())
 
     def update(self, updates, state, params=None, **extra_args):
         check_same_structure(updates, state.mu, "updates", "state.mu")
@@ -204,7 +206,7 @@ class ScaleByAdamax(WithHyperparams, GradientTransformation):
             return out.astype(g.dtype), new_mu.astype(mu.dtype), new_nu.astype(nu.dtype)
 
         out, mu, nu = map_unzip(step, 3, updates, state.mu, state.nu)
-        return out, ScaleByAdamaxState(count, mu, nu, self.next_hyperparams(h, count))
+        return out, MomentsState(count, mu, nu, self.next_hyperparams(h, count))
 
 
 @shared_docs

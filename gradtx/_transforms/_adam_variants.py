@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -25,14 +25,8 @@ from gradtx._core.numerics import (
 )
 from gradtx._core.quantize import reject_quantized
 from gradtx._core.validation import check_beta, check_nonnegative, check_range, check_same_structure
+from gradtx._transforms._adam import MomentsState
 from gradtx._transforms._adaptive import decay_scalars, ema, real_zeros_like
-
-
-class MomentsState(NamedTuple):
-    count: jax.Array
-    mu: Any
-    nu: Any
-    hyperparams: dict[str, jax.Array]
 
 
 def _zero_moments(transform: Any, params: Any) -> MomentsState:

@@ -25,6 +25,7 @@ from gradtx._core.numerics import (
 )
 from gradtx._core.quantize import reject_quantized
 from gradtx._core.validation import check_beta, check_nonnegative, check_range, check_same_structure
+from gradtx._transforms._adam import MomentsState
 from gradtx._transforms._adaptive import decay_scalars, ema, real_zeros_like
 
 
@@ -259,13 +260,6 @@ def scale_by_adan(
     return ScaleByAdan(b1, b2, b3, eps, eps_root, mu_dtype, nu_dtype)
 
 
-class ScaleByAdoptState(NamedTuple):
-    count: jax.Array
-    mu: Any
-    nu: Any
-    hyperparams: dict[str, jax.Array]
-
-
 @dataclasses.dataclass(frozen=True)
 class ScaleByAdopt(WithHyperparams, GradientTransformation):
     """ADOPT's rescaling; see :func:`gradtx.adopt` for the rule."""
@@ -282,9 +276,7 @@ class ScaleByAdopt(WithHyperparams, GradientTransformation):
 
     def init(self, params):
         mu = zeros_like(params, self.mu_dtype)
-        return ScaleByAdoptState(
-            zero_count(), mu, real_zeros_like(params, self.nu_dtype), self.init_hyperparams()
-        )
+        return MomentsState(zero_count(), mu, real_zeros_like(params, self.nu_dtype), self.init_hyperparams())
 
     def update(self, updates, state, params=None, **extra_args):
         check_same_structure(updates, state.mu, "updates", "state.mu")
@@ -308,7 +300,7 @@ class ScaleByAdopt(WithHyperparams, GradientTransformation):
 
         out, mu, nu = map_unzip(step, 3, updates, state.mu, state.nu)
         count = safe_increment(state.count)
-        return out, ScaleByAdoptState(count, mu, nu, self.next_hyperparams(h, count))
+        return out, MomentsState(count, mu, nu, self.next_hyperparams(h, count))
 
 
 class ScaleByAdemamixState(NamedTuple):
