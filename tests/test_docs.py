@@ -60,10 +60,10 @@ def test_docs_build_strict(tmp_path):
 
 
 def _pages_with_code():
-    for page in sorted((ROOT / "docs").glob("*.md")):
+    for page in sorted((ROOT / "docs").rglob("*.md")):
         blocks = [b.split("```")[0] for b in page.read_text().split("```python\n")[1:]]
         if blocks:
-            yield pytest.param(blocks, id=page.stem)
+            yield pytest.param(blocks, id=str(page.relative_to(ROOT / "docs").with_suffix("")))
 
 
 @pytest.mark.parametrize("blocks", list(_pages_with_code()))
