@@ -86,7 +86,7 @@ def sum_of_squares(tree: PyTree) -> jax.Array:
 
 def zeros_like(tree: PyTree, dtype: Any = None) -> PyTree:
     """Fresh zero arrays shaped like ``tree`` (``ShapeDtypeStruct`` leaves accepted)."""
-    return jax.tree.map(lambda x: jnp.zeros(jnp.shape(x), dtype or x.dtype), tree)
+    return jax.tree.map(lambda x: jnp.zeros_like(x, dtype or x.dtype), tree)
 
 
 def ones_like(tree: PyTree, dtype: Any = None) -> PyTree:
@@ -96,7 +96,7 @@ def ones_like(tree: PyTree, dtype: Any = None) -> PyTree:
 
 def full_like(tree: PyTree, value: Any, dtype: Any = None) -> PyTree:
     """Fresh arrays shaped like ``tree`` filled with ``value``."""
-    return jax.tree.map(lambda x: jnp.full(jnp.shape(x), value, dtype or x.dtype), tree)
+    return jax.tree.map(lambda x: jnp.full_like(x, value, dtype or x.dtype), tree)
 
 
 def cast(tree: PyTree, dtype: Any) -> PyTree:

@@ -47,13 +47,16 @@ def safe_increment(count: jax.Array) -> jax.Array:
 def zeros_like(tree: Any, dtype: Any | None = None) -> Any:
     """Fresh zero buffers shaped like ``tree`` (never aliasing it, so donation works).
 
-    Accepts concrete arrays and ``jax.ShapeDtypeStruct`` leaves alike.
+    Accepts concrete arrays and ``jax.ShapeDtypeStruct`` leaves alike. A
+    buffer is placed like its leaf: sharded parameters get state sharded the
+    same way (eagerly, and under ``jit`` with explicit mesh axes).
     """
-    return jax.tree.map(lambda p: jnp.zeros(jnp.shape(p), dtype or p.dtype), tree)
+    return jax.tree.map(lambda p: jnp.zeros_like(p, dtype or p.dtype), tree)
 
 
 def full_like(tree: Any, value: Any, dtype: Any | None = None) -> Any:
-    return jax.tree.map(lambda p: jnp.full(jnp.shape(p), value, dtype or p.dtype), tree)
+    """Like :func:`zeros_like`, filled with ``value``."""
+    return jax.tree.map(lambda p: jnp.full_like(p, value, dtype or p.dtype), tree)
 
 
 def abs_sq(x: jax.Array) -> jax.Array:

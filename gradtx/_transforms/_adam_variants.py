@@ -135,8 +135,8 @@ class ScaleByYogi(WithHyperparams, GradientTransformation):
 
     def init(self, params):
         v0 = self.initial_accumulator_value
-        mu = jax.tree.map(lambda p: jnp.full(jnp.shape(p), v0, self.mu_dtype or p.dtype), params)
-        nu = jax.tree.map(lambda p: jnp.full(jnp.shape(p), v0, self.nu_dtype or real_dtype(p.dtype)), params)
+        mu = jax.tree.map(lambda p: jnp.full_like(p, v0, self.mu_dtype or p.dtype), params)
+        nu = jax.tree.map(lambda p: jnp.full_like(p, v0, self.nu_dtype or real_dtype(p.dtype)), params)
         return MomentsState(zero_count(), mu, nu, self.init_hyperparams())
 
     def update(self, updates, state, params=None, **extra_args):

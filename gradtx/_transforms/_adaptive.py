@@ -40,7 +40,7 @@ def decay_scalars(**decays: jax.Array) -> dict[str, jax.Array]:
 
 def real_zeros_like(params: Any, dtype: Any = None) -> Any:
     """Zero buffers for squared magnitudes: real even for complex parameters."""
-    return jax.tree.map(lambda p: jnp.zeros(jnp.shape(p), dtype or real_dtype(p.dtype)), params)
+    return jax.tree.map(lambda p: jnp.zeros_like(p, dtype or real_dtype(p.dtype)), params)
 
 
 class ScaleByAdagradState(NamedTuple):
@@ -57,7 +57,7 @@ class ScaleByAdagrad(WithHyperparams, GradientTransformation):
 
     def init(self, params):
         acc = jax.tree.map(
-            lambda p: jnp.full(jnp.shape(p), self.initial_accumulator_value, real_dtype(p.dtype)), params
+            lambda p: jnp.full_like(p, self.initial_accumulator_value, real_dtype(p.dtype)), params
         )
         return ScaleByAdagradState(zero_count(), acc, self.init_hyperparams())
 
@@ -125,7 +125,7 @@ class ScaleByRms(WithHyperparams, GradientTransformation):
     hyperparam_names = ("decay", "eps")
 
     def init(self, params):
-        nu = jax.tree.map(lambda p: jnp.full(jnp.shape(p), self.initial_scale, real_dtype(p.dtype)), params)
+        nu = jax.tree.map(lambda p: jnp.full_like(p, self.initial_scale, real_dtype(p.dtype)), params)
         mu = zeros_like(params) if self.centered else None
         return ScaleByRmsState(zero_count(), nu, mu, self.init_hyperparams())
 

@@ -41,7 +41,7 @@ class ProdigyState(NamedTuple):
 
 def _buffers(params: Any) -> Any:
     """Zero buffers in at least float32: :math:`d_0 g` (1e-6 g) squared underflows float16."""
-    return jax.tree.map(lambda p: jnp.zeros(jnp.shape(p), compute_dtype(jnp.result_type(p))), params)
+    return jax.tree.map(lambda p: jnp.zeros_like(p, compute_dtype(jnp.result_type(p))), params)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -48,7 +48,7 @@ class Accumulate(WithHyperparams, GradientTransformation):
     hyperparam_names = ("every_k",)
 
     def init(self, params):
-        acc = jax.tree.map(lambda p: jnp.zeros(jnp.shape(p), compute_dtype(p.dtype)), params)
+        acc = jax.tree.map(lambda p: jnp.zeros_like(p, compute_dtype(p.dtype)), params)
         return AccumulateState(zero_count(), zero_count(), acc, self.tx.init(params), self.init_hyperparams())
 
     def update(self, updates, state, params=None, **extra_args):

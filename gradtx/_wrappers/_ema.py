@@ -50,7 +50,7 @@ class EmaParams(WithHyperparams, GradientTransformation):
     def init(self, params):
         dtype_fn = _average_dtype(self.dtype)
         if self.debias:
-            ema = jax.tree.map(lambda p: jnp.zeros(jnp.shape(p), dtype_fn(jnp.asarray(p).dtype)), params)
+            ema = jax.tree.map(lambda p: jnp.zeros_like(p, dtype_fn(jnp.result_type(p))), params)
         else:
             ema = copy_tree(params, dtype_fn)
         hyperparams = self.init_hyperparams()
