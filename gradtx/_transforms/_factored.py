@@ -88,7 +88,8 @@ class ScaleByFactoredRms(WithHyperparams, GradientTransformation):
         check_same_structure(updates, state.v, "updates", "state.v", shapes=False)
         h = state.hyperparams
         count = safe_increment(state.count)
-        t = count.astype(h["decay_offset"].dtype) - h["decay_offset"]
+        # Steps up to decay_offset count as step 1 (beta = 0) instead of t <= 0, where t^-c is inf or NaN.
+        t = jnp.maximum(count.astype(h["decay_offset"].dtype) - h["decay_offset"], 1.0)
         scalars = Scalars(eps=h["eps"], **decay_scalars(decay=1 - t ** (-h["decay_rate"])))
 
         def step(g, v_row, v_col, v):
@@ -125,7 +126,7 @@ def scale_by_factored_rms(
 ) -> GradientTransformation:
     r"""Rescaling by a factored estimate of the gradient's root mean square (Adafactor).
 
-    With :math:`t` the step count (from 1) minus ``decay_offset`` and
+    With :math:`t` the step count (from 1) minus ``decay_offset``, at least 1, and
     :math:`\hat\beta_t = 1 - t^{-c}` (:math:`c` = ``decay_rate``; :math:`\hat\beta_1 = 0`):
 
     .. math::
