@@ -52,7 +52,9 @@ def add_scaled(a: PyTree, factor: Any, b: PyTree) -> PyTree:
 
 def vdot(a: PyTree, b: PyTree) -> jax.Array:
     """The inner product of two trees, summed over all leaves (conjugating ``a``)."""
-    parts = [jnp.vdot(as_compute(x), as_compute(y)) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))]
+    # Not jnp.vdot: a dot over sharded axes is a ShardingTypeError under explicit mesh axes; a sum is not.
+    pairs = zip(jax.tree.leaves(a), jax.tree.leaves(b))
+    parts = [jnp.sum(jnp.conj(as_compute(x)) * as_compute(y)) for x, y in pairs]
     return builtins.sum(parts, jnp.zeros([], jnp.float32))
 
 

@@ -97,8 +97,13 @@ def rel_error(actual: Any, expected: Any, atol: float = 0.1) -> float:
     near zero is the result of cancellation, where only the absolute error
     means anything.
     """
+    def error(a, e):
+        with np.errstate(invalid="ignore"):
+            # Equal values (an infinite hyperparameter such as a line search's cap) are no error.
+            return float(np.max(np.where(a == e, 0.0, np.abs(a - e) / (np.abs(e) + atol)), initial=0.0))
+
     errors = [
-        float(np.max(np.abs(a - e) / (np.abs(e) + atol), initial=0.0))
+        error(a, e)
         for a, e in zip(
             (np.asarray(x, np.complex128) for x in jax.tree.leaves(actual)),
             (np.asarray(x, np.complex128) for x in jax.tree.leaves(expected)),
@@ -108,11 +113,24 @@ def rel_error(actual: Any, expected: Any, atol: float = 0.1) -> float:
     return max(errors, default=0.0)
 
 
-def assert_finite(tree: Any, what: str) -> None:
-    for path, x in jax.tree_util.tree_flatten_with_path(tree)[0]:
+def assert_finite(tree: Any, what: str, like: Any = None) -> None:
+    """Every inexact leaf of ``tree`` is finite.
+
+    With ``like`` (a tree of the same structure, such as the state after
+    ``init``), a leaf may keep a non-finite value it had there: a line search's
+    ``max_learning_rate`` is infinite by design.
+    """
+    leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+    allowed = [None] * len(leaves) if like is None else jax.tree.leaves(like)
+    for (path, x), before in zip(leaves, allowed, strict=True):
         x = np.asarray(x)
-        if np.issubdtype(x.dtype, np.inexact) or x.dtype.name == "bfloat16":
-            assert np.all(np.isfinite(x.astype(np.complex128))), f"{what}{jax.tree_util.keystr(path)} is not finite"
+        if not (np.issubdtype(x.dtype, np.inexact) or x.dtype.name == "bfloat16"):
+            continue
+        x = x.astype(np.complex128)
+        ok = np.isfinite(x)
+        if before is not None:
+            ok |= x == np.asarray(before).astype(np.complex128)
+        assert np.all(ok), f"{what}{jax.tree_util.keystr(path)} is not finite"
 
 
 def tuning_hyperparam(state: Any) -> str | None:

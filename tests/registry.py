@@ -284,6 +284,8 @@ _OPTIMIZERS = [
         "optimizer",
         needs_params=True,
         bad=(_lr("schedule_free_sgd"),),
+        low_precision_rtol=0.15,
+        low_precision_reason="the update is the difference of two iterates held in the parameter dtype, so it carries the parameters' own rounding (half an ulp of |y|, 0.4% of |y| in bfloat16), which is comparable to lr*g; optax's schedule-free has the same property (state_dtype=float32 keeps z exact, not y)",
     ),
     Entry(
         "schedule_free_adamw",
@@ -294,6 +296,8 @@ _OPTIMIZERS = [
         "optimizer",
         needs_params=True,
         bad=(_lr("schedule_free_adamw"),),
+        low_precision_rtol=1.0,
+        low_precision_reason="the update is the difference of two iterates held in the parameter dtype, so it carries the parameters' own rounding (half an ulp of |y|, 0.4% of |y| in bfloat16), which is comparable to lr*g; optax's schedule-free has the same property (state_dtype=float32 keeps z exact, not y)",
     ),
     Entry(
         "lion",
@@ -401,6 +405,8 @@ _TRANSFORMS = [
         matrices_only=True,
         rtol=1e-4,
         rtol_reason="five Newton-Schulz matrix products amplify float32 rounding differences",
+        low_precision_rtol=5e-2,
+        low_precision_reason="five Newton-Schulz matrix products amplify the input's bfloat16 rounding",
     ),
     Entry(
         "add_noise",

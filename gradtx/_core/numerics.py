@@ -51,12 +51,27 @@ def zeros_like(tree: Any, dtype: Any | None = None) -> Any:
     buffer is placed like its leaf: sharded parameters get state sharded the
     same way (eagerly, and under ``jit`` with explicit mesh axes).
     """
-    return jax.tree.map(lambda p: jnp.zeros_like(p, dtype or p.dtype), tree)
+    return jax.tree.map(lambda p: jnp.zeros_like(p, buffer_dtype(p.dtype, dtype)), tree)
 
 
 def full_like(tree: Any, value: Any, dtype: Any | None = None) -> Any:
     """Like :func:`zeros_like`, filled with ``value``."""
-    return jax.tree.map(lambda p: jnp.full_like(p, value, dtype or p.dtype), tree)
+    return jax.tree.map(lambda p: jnp.full_like(p, value, buffer_dtype(p.dtype, dtype)), tree)
+
+
+def buffer_dtype(leaf_dtype: Any, dtype: Any | None) -> Any:
+    """The dtype of a state buffer for a leaf of ``leaf_dtype`` asked to be ``dtype``.
+
+    ``None`` keeps the leaf's dtype. For a complex leaf a real ``dtype`` (say
+    ``mu_dtype=jnp.bfloat16``) gives the precision of the parts, rounded up to
+    the smallest complex dtype that holds it (complex64), since a real buffer
+    would drop the imaginary part.
+    """
+    if dtype is None:
+        return leaf_dtype
+    if jnp.issubdtype(leaf_dtype, jnp.complexfloating) and not jnp.issubdtype(dtype, jnp.complexfloating):
+        return jnp.result_type(dtype, jnp.complex64)
+    return dtype
 
 
 def abs_sq(x: jax.Array) -> jax.Array:

@@ -307,9 +307,11 @@ def buffer_zeros(params: Any, dtype: Any, make: Callable[[Any, Any], Any]) -> An
     def zeros(p):
         shape = jnp.shape(p)
         if math.prod(shape) < spec.min_size or not jnp.issubdtype(p.dtype, jnp.floating):
-            return make(jax.ShapeDtypeStruct(shape, compute_dtype(p.dtype)), None)
+            # Keeps the leaf's sharding (a tracer has none), so the buffer is placed like the leaf.
+            sharding = getattr(p, "sharding", None)
+            return make(jax.ShapeDtypeStruct(shape, compute_dtype(p.dtype), sharding=sharding), None)
         zero_code = int(np.searchsorted(_MIDPOINTS[spec.signed], 0.0)) - _OFFSET[spec.signed]
-        codes = jnp.full(shape, zero_code, _CODE_DTYPE[spec.signed])
+        codes = jnp.full_like(p, zero_code, _CODE_DTYPE[spec.signed])
         return QuantizedArray(codes, jnp.zeros(_num_blocks(math.prod(shape), spec.block_size), jnp.float32))
 
     return jax.tree.map(zeros, params)

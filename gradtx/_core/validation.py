@@ -107,3 +107,19 @@ def check_same_structure(a: Any, b: Any, a_name: str, b_name: str, *, shapes: bo
             raise ValueError(
                 f"leaf {jax.tree_util.keystr(path)} has shape {sx} in {a_name} but {sy} in {b_name}"
             )
+
+
+def reject_complex(tree: Any, name: str, why: str) -> None:
+    """Raises TypeError naming the first complex leaf of ``tree``: ``name`` has no complex rule.
+
+    Runs on arrays and on ``jax.ShapeDtypeStruct`` leaves alike (abstract init).
+    """
+    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        dtype = getattr(leaf, "dtype", None)
+        if dtype is None:
+            dtype = np.result_type(leaf)
+        if jnp.issubdtype(dtype, jnp.complexfloating):
+            raise TypeError(
+                f"{name}: complex parameters are not supported ({why}); "
+                f"params{jax.tree_util.keystr(path)} is {np.dtype(dtype).name}"
+            )

@@ -157,7 +157,8 @@ def adopt(
 
     where :math:`\operatorname{clip}(x, c)` limits :math:`x` to :math:`[-c, c]`
     (the paper's stabilising clip, :math:`c` = ``clip_exponent`` = 1/4; skipped
-    with ``use_clipping=False``). ``nesterov=True`` steps along
+    with ``use_clipping=False``; a complex entry keeps its phase and has its
+    magnitude limited to :math:`c`). ``nesterov=True`` steps along
     :math:`\beta_1 m_t + (1-\beta_1) \operatorname{clip}(\cdot)` instead. No bias correction.
 
     Equals ``optax.contrib.adopt``, whose ``clip_value_fn`` (default

@@ -23,7 +23,7 @@ from gradtx._core.numerics import (
     zero_count,
     zeros_like,
 )
-from gradtx._core.validation import check_nonnegative, check_range, check_same_structure
+from gradtx._core.validation import check_nonnegative, check_range, check_same_structure, reject_complex
 from gradtx._transforms._adaptive import decay_scalars, ema
 from gradtx._transforms._scaling import StatelessWithHyperparams
 
@@ -69,11 +69,12 @@ class ScaleByFactoredRms(WithHyperparams, GradientTransformation):
         return factored_dims(tuple(shape), self.factored, self.min_dim_size_to_factor)
 
     def init(self, params):
+        reject_complex(params, "scale_by_factored_rms", "the factored second moment is a real row/column statistic")
         def buffers(p):
             shape, dtype = jnp.shape(p), self.nu_dtype or real_dtype(p.dtype)
             dims = self._dims(shape)
             if dims is None:
-                return _placeholder(dtype), _placeholder(dtype), jnp.zeros(shape, dtype)
+                return _placeholder(dtype), _placeholder(dtype), jnp.zeros_like(p, dtype)
             d1, d0 = dims
             row_shape = tuple(n for i, n in enumerate(shape) if i != d0)
             col_shape = tuple(n for i, n in enumerate(shape) if i != d1)

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 from gradtx import tree
 from gradtx._core.base import GradientTransformation
 from gradtx._core.numerics import safe_increment, zero_count
+from gradtx._core.validation import reject_complex
 from gradtx._transforms._linesearch import _scalar_dtype
 
 
@@ -56,6 +57,7 @@ class ScaleByLBFGS(GradientTransformation):
     scale_init_precond: bool
 
     def init(self, params):
+        reject_complex(params, "scale_by_lbfgs", "the curvature pairs assume a real inner product")
         stacked = jax.tree.map(lambda p: jnp.zeros((self.memory_size, *jnp.shape(p)), p.dtype), params)
         return ScaleByLBFGSState(
             zero_count(),

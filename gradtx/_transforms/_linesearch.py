@@ -15,7 +15,7 @@ from gradtx import tree
 from gradtx._core.base import GradientTransformation
 from gradtx._core.hyperparams import HyperParam, WithHyperparams
 from gradtx._core.numerics import compute_dtype, real_dtype, safe_increment, zero_count
-from gradtx._core.validation import _concrete, check_range
+from gradtx._core.validation import _concrete, check_range, reject_complex
 
 _BRACKET, _ZOOM = 0, 1
 
@@ -97,6 +97,7 @@ class ScaleByZoomLinesearch(WithHyperparams, GradientTransformation):
     hyperparam_names = ("slope_rtol", "curv_rtol", "increase_factor", "max_learning_rate")
 
     def init(self, params):
+        reject_complex(params, "scale_by_zoom_linesearch", "the Wolfe conditions compare real slopes")
         dtype = _scalar_dtype(params)
         info = ZoomLinesearchInfo(zero_count(), jnp.array(False))
         return ScaleByZoomLinesearchState(

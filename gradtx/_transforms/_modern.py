@@ -24,7 +24,7 @@ from gradtx._core.numerics import (
     zeros_like,
 )
 from gradtx._core.quantize import reject_quantized
-from gradtx._core.validation import check_beta, check_nonnegative, check_range, check_same_structure
+from gradtx._core.validation import check_beta, check_nonnegative, check_range, check_same_structure, reject_complex
 from gradtx._transforms._adam import MomentsState
 from gradtx._transforms._adaptive import decay_scalars, ema, real_zeros_like
 
@@ -46,7 +46,8 @@ class ScaleByRprop(WithHyperparams, GradientTransformation):
     hyperparam_names = ("learning_rate", "eta_minus", "eta_plus", "min_step_size", "max_step_size")
 
     def init(self, params):
-        scales = jax.tree.map(lambda p: jnp.ones(jnp.shape(p), real_dtype(p.dtype)), params)
+        reject_complex(params, "scale_by_rprop", "Rprop compares gradient signs")
+        scales = jax.tree.map(lambda p: jnp.ones_like(p, real_dtype(p.dtype)), params)
         return ScaleByRpropState(zero_count(), scales, zeros_like(params), self.init_hyperparams())
 
     def update(self, updates, state, params=None, **extra_args):
@@ -291,7 +292,11 @@ class ScaleByAdopt(WithHyperparams, GradientTransformation):
             gc = as_compute(g)
             s = scalars.for_leaf(g)
             normed = safe_div(gc, jnp.maximum(jnp.sqrt(nu.astype(s["eps"].dtype)), s["eps"]))
-            if self.use_clipping:
+            if self.use_clipping and jnp.iscomplexobj(normed):
+                # A complex entry keeps its phase; its magnitude is clipped.
+                mag = jnp.abs(normed)
+                normed = normed * jnp.where(mag > s["clip"], s["clip"] / jnp.where(mag > 0, mag, 1), 1)
+            elif self.use_clipping:
                 normed = jnp.clip(normed, -s["clip"], s["clip"])
             new_mu = ema(normed, mu, s["b1"], s["one_minus_b1"])
             out = ema(normed, new_mu, s["b1"], s["one_minus_b1"]) if self.nesterov else new_mu

@@ -22,7 +22,7 @@ from gradtx._core.numerics import (
     zero_count,
     zeros_like,
 )
-from gradtx._core.validation import check_beta, check_nonnegative, check_same_structure
+from gradtx._core.validation import check_beta, check_nonnegative, check_same_structure, reject_complex
 from gradtx._transforms._adaptive import decay_scalars, ema
 
 NS_COEFFS = (3.4445, -4.7750, 2.0315)  # Jordan's quintic, as optax's default
@@ -64,6 +64,7 @@ class ScaleByMuon(WithHyperparams, GradientTransformation):
     hyperparam_names = ("beta", "eps", "ns_coeffs")
 
     def init(self, params):
+        reject_complex(params, "scale_by_muon", "the Newton-Schulz iteration is written for real matrices")
         return ScaleByMuonState(zero_count(), zeros_like(params, self.mu_dtype), self.init_hyperparams())
 
     def update(self, updates, state, params=None, **extra_args):

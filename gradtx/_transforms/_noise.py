@@ -12,7 +12,7 @@ import numpy as np
 from gradtx._core.base import GradientTransformation
 from gradtx._core.hyperparams import HyperParam, WithHyperparams
 from gradtx._core.numerics import Scalars, as_compute, safe_increment, zero_count
-from gradtx._core.validation import check_nonnegative
+from gradtx._core.validation import check_nonnegative, reject_complex
 
 
 class AddNoiseState(NamedTuple):
@@ -47,6 +47,7 @@ class AddNoise(WithHyperparams, GradientTransformation):
     hyperparam_names = ("eta", "gamma")
 
     def init(self, params):
+        reject_complex(params, "add_noise", "the noise is drawn real-valued")
         return AddNoiseState(zero_count(), seed_data_to_raw_key(self.seed), self.init_hyperparams())
 
     def update(self, updates, state, params=None, **extra_args):

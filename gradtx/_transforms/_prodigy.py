@@ -20,7 +20,7 @@ from gradtx._core.numerics import (
     safe_increment,
     zero_count,
 )
-from gradtx._core.validation import check_same_structure
+from gradtx._core.validation import check_same_structure, reject_complex
 from gradtx._wrappers._shared import copy_tree, require_params
 
 
@@ -64,6 +64,7 @@ class Prodigy(WithHyperparams, GradientTransformation):
         return names if self.beta3 is None else (*names, "beta3")
 
     def init(self, params):
+        reject_complex(params, "prodigy", "the step-size estimate uses real inner products")
         hyperparams = self.init_hyperparams()
         d = hyperparams["d0"]
         buffers = tuple(_buffers(params) for _ in range(3))

@@ -12,6 +12,7 @@ from gradtx._core.base import GradientTransformation, call_update
 from gradtx._core.hyperparams import HyperParam, WithHyperparams
 from gradtx._core.numerics import (
     Scalars,
+    abs_sq,
     as_compute,
     bias_correction,
     map_unzip,
@@ -50,7 +51,7 @@ class ScaleByRmsCorrected(WithHyperparams, GradientTransformation):
         def step(g, nu):
             gc = as_compute(g)
             s = scalars.for_leaf(g)
-            new_nu = ema(gc * gc, nu, s["b2"], s["one_minus_b2"])
+            new_nu = ema(abs_sq(gc), nu, s["b2"], s["one_minus_b2"])
             out = safe_div(gc, jnp.sqrt(new_nu / s["bc2"]) + s["eps"])
             return out.astype(g.dtype), new_nu.astype(nu.dtype)
 

@@ -13,13 +13,14 @@ from gradtx._core.docs import shared_docs
 from gradtx._core.hyperparams import HyperParam, WithHyperparams
 from gradtx._core.numerics import Scalars, as_compute, map_unzip, safe_increment, zero_count, zeros_like
 from gradtx._core.quantize import buffer_zeros, check_state_dtype, leaf_view, pack_like, unpack
-from gradtx._core.validation import check_beta, check_same_structure
+from gradtx._core.validation import check_beta, check_same_structure, reject_complex
 from gradtx._transforms._adaptive import decay_scalars, ema
 
 
 @dataclasses.dataclass(frozen=True)
 class ScaleBySign(GradientTransformation):
     def init(self, params):
+        reject_complex(params, "scale_by_sign", "a complex number has no sign")
         return EmptyState()
 
     def update(self, updates, state, params=None, **extra_args):
@@ -79,6 +80,7 @@ class ScaleByLion(WithHyperparams, GradientTransformation):
     hyperparam_names = ("b1", "b2")
 
     def init(self, params):
+        reject_complex(params, "scale_by_lion", "a complex number has no sign")
         mu = buffer_zeros(params, self.mu_dtype, zeros_like)
         return ScaleByLionState(zero_count(), mu, self.init_hyperparams())
 
@@ -135,6 +137,7 @@ class ScaleBySignum(WithHyperparams, GradientTransformation):
     hyperparam_names = ("beta",)
 
     def init(self, params):
+        reject_complex(params, "scale_by_signum", "a complex number has no sign")
         mu = buffer_zeros(params, self.mu_dtype, zeros_like)
         return ScaleByLionState(zero_count(), mu, self.init_hyperparams())
 

@@ -44,9 +44,12 @@ class _Split(NamedTuple):
         """
         if pieces is None:
             return None
-        return self.treedef.unflatten(
+        kept = self.treedef.unflatten(
             [x if s else jax.tree.map(lambda _: None, x) for x, s in zip(pieces, selected, strict=True)]
         )
+        # A bare-array tree whose leaf is left out: an empty tree, not None, which transformations
+        # read as "no params passed" and which the merge cannot flatten.
+        return () if kept is None else kept
 
 
 def _split(spec: Callable | FrozenTree | bool, tree: Any, what: str) -> _Split:
