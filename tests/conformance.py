@@ -34,7 +34,9 @@ def make_params(shapes: Any, dtype: Any = jnp.float32, seed: int = 0) -> Any:
     """Standard-normal leaves; ``dtype`` is one dtype or a function of the leaf index."""
     rng = np.random.default_rng(seed)
     leaves, treedef = jax.tree.flatten(shapes, is_leaf=_is_shape)
-    dtypes = [dtype(i) if callable(dtype) and not isinstance(dtype, type) else dtype for i in range(len(leaves))]
+    dtypes = [
+        dtype(i) if callable(dtype) and not isinstance(dtype, type) else dtype for i in range(len(leaves))
+    ]
     values = []
     for shape, dt in zip(leaves, dtypes):
         x = rng.standard_normal(shape)
@@ -48,7 +50,9 @@ def loss(params: Any) -> jax.Array:
     """sum_i (i + 1)/2 * ||p_i - 1||^2, computed in float32 whatever the leaves' dtype."""
     total = jnp.zeros([], jnp.float32)
     for i, leaf in enumerate(jax.tree.leaves(params)):
-        total = total + 0.5 * (i + 1) * jnp.sum(jnp.abs(leaf.astype(jnp.promote_types(leaf.dtype, jnp.float32)) - 1) ** 2)
+        total = total + 0.5 * (i + 1) * jnp.sum(
+            jnp.abs(leaf.astype(jnp.promote_types(leaf.dtype, jnp.float32)) - 1) ** 2
+        )
     return total
 
 
@@ -97,6 +101,7 @@ def rel_error(actual: Any, expected: Any, atol: float = 0.1) -> float:
     near zero is the result of cancellation, where only the absolute error
     means anything.
     """
+
     def error(a, e):
         with np.errstate(invalid="ignore"):
             # Equal values (an infinite hyperparameter such as a line search's cap) are no error.

@@ -39,7 +39,7 @@ class Entry:
     name: str  # the public name, gradtx.<name>
     configs: tuple[Config, ...]  # typical first, then non-default arguments
     kind: str  # "optimizer", "transform", "wrapper" or "combinator"
-    needs_params: bool = False  # update(updates, state) without params must raise
+    needs_params: bool = False  # the typical configuration's update(updates, state) without params raises
     needs_value: bool = False  # update needs value= (and, for line searches, grad= and value_fn=)
     complex: bool = True  # False: complex parameters raise a TypeError that says "complex"
     matrices_only: bool = False  # every leaf must be 2-D
@@ -61,6 +61,12 @@ def _nan(build: Callable[[float], Any], arg: str) -> Bad:
 def _range(build: Callable[[], Any], arg: str) -> Bad:
     return Bad(build, f"{arg} must be in")
 
+
+_ITERATE_DIFFERENCE = (
+    "the update is the difference of two iterates held in the parameter dtype, so it carries the "
+    "parameters' own rounding (half an ulp of |y|, 0.4% of |y| in bfloat16), which is comparable to lr*g; "
+    "optax's schedule-free has the same property (state_dtype=float32 keeps z exact, not y)"
+)
 
 ADAM = gradtx.adam(1e-2)
 SGD = gradtx.sgd(0.1, momentum=0.9)
@@ -92,7 +98,7 @@ _OPTIMIZERS = [
         "aggmo",
         (lambda: gradtx.aggmo(0.1), lambda: gradtx.aggmo(0.05, betas=(0.5, 0.99), weight_decay=1e-3)),
         "optimizer",
-        bad=(_lr("aggmo"), _range(lambda: gradtx.aggmo(0.1, betas=(0.5, 1.5)), "betas")),
+        bad=(_lr("aggmo"), _range(lambda: gradtx.aggmo(0.1, betas=(0.5, 1.5)), r"betas\[1\]")),
     ),
     Entry(
         "adagrad",
@@ -285,7 +291,7 @@ _OPTIMIZERS = [
         needs_params=True,
         bad=(_lr("schedule_free_sgd"),),
         low_precision_rtol=0.15,
-        low_precision_reason="the update is the difference of two iterates held in the parameter dtype, so it carries the parameters' own rounding (half an ulp of |y|, 0.4% of |y| in bfloat16), which is comparable to lr*g; optax's schedule-free has the same property (state_dtype=float32 keeps z exact, not y)",
+        low_precision_reason=_ITERATE_DIFFERENCE,
     ),
     Entry(
         "schedule_free_adamw",
@@ -297,7 +303,7 @@ _OPTIMIZERS = [
         needs_params=True,
         bad=(_lr("schedule_free_adamw"),),
         low_precision_rtol=1.0,
-        low_precision_reason="the update is the difference of two iterates held in the parameter dtype, so it carries the parameters' own rounding (half an ulp of |y|, 0.4% of |y| in bfloat16), which is comparable to lr*g; optax's schedule-free has the same property (state_dtype=float32 keeps z exact, not y)",
+        low_precision_reason=_ITERATE_DIFFERENCE,
     ),
     Entry(
         "lion",
@@ -357,7 +363,10 @@ _TRANSFORMS = [
     ),
     Entry(
         "scale_by_factored_rms",
-        (lambda: gradtx.scale_by_factored_rms(), lambda: gradtx.scale_by_factored_rms(min_dim_size_to_factor=2)),
+        (
+            lambda: gradtx.scale_by_factored_rms(),
+            lambda: gradtx.scale_by_factored_rms(min_dim_size_to_factor=2),
+        ),
         "transform",
         complex=False,
     ),
@@ -423,7 +432,10 @@ _TRANSFORMS = [
     ),
     Entry(
         "scale_by_learning_rate",
-        (lambda: gradtx.scale_by_learning_rate(0.1), lambda: gradtx.scale_by_learning_rate(0.1, flip_sign=False)),
+        (
+            lambda: gradtx.scale_by_learning_rate(0.1),
+            lambda: gradtx.scale_by_learning_rate(0.1, flip_sign=False),
+        ),
         "transform",
         bad=(_range(lambda: gradtx.scale_by_learning_rate(-0.1), "learning_rate"),),
     ),
@@ -432,7 +444,10 @@ _TRANSFORMS = [
     Entry("scale_by_signum", (lambda: gradtx.scale_by_signum(),), "transform", complex=False),
     Entry(
         "add_decayed_weights",
-        (lambda: gradtx.add_decayed_weights(1e-2), lambda: gradtx.add_decayed_weights(1e-2, mask=lambda p: p)),
+        (
+            lambda: gradtx.add_decayed_weights(1e-2),
+            lambda: gradtx.add_decayed_weights(1e-2, mask=lambda p: p),
+        ),
         "transform",
         needs_params=True,
         bad=(_range(lambda: gradtx.add_decayed_weights(-1.0), "weight_decay"),),
@@ -496,7 +511,12 @@ _WRAPPERS = [
         "wrapper",
         bad=(Bad(lambda: gradtx.dynamic_loss_scale(ADAM, growth_interval=0), "growth_interval"),),
     ),
-    Entry("monitor", (lambda: gradtx.monitor(ADAM), lambda: gradtx.monitor(SGD, 1e-3, 10.0)), "wrapper"),
+    Entry(
+        "monitor",
+        (lambda: gradtx.monitor(ADAM), lambda: gradtx.monitor(SGD, 1e-3, 10.0)),
+        "wrapper",
+        needs_params=True,  # it records parameter norms
+    ),
     Entry("freeze", (lambda: gradtx.freeze(), lambda: gradtx.freeze(_first_leaf_mask)), "wrapper"),
     Entry("masked", (lambda: gradtx.masked(ADAM, _first_leaf_mask),), "wrapper"),
     Entry(

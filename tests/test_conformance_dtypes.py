@@ -46,7 +46,9 @@ def check_dtype_run(name, build, dtype):
     state = tx.init(params)
     final, final_state = run(entry, tx, params, STEPS)
     assert leaf_types(final) == leaf_types(params), f"{name} changed the parameters' dtypes or shapes"
-    assert leaf_types(final_state) == leaf_types(state), f"{name}: state layout after update differs from init"
+    assert leaf_types(final_state) == leaf_types(state), (
+        f"{name}: state layout after update differs from init"
+    )
     assert_finite(final, f"{name} {dtype} params")
     assert_finite(final_state, f"{name} {dtype} state", like=state)
     return final
@@ -153,4 +155,9 @@ def test_precision_check_can_fail():
     same_values = jax.tree.map(lambda x: x.astype(jnp.float32), low)
     wrong = first_update(entry, gradtx.sgd(0.09), low)
     assert update_error(wrong, first_update(entry, gradtx.sgd(0.1), same_values)) > entry.low_precision_rtol
-    assert update_error(first_update(entry, gradtx.sgd(0.1), low), first_update(entry, gradtx.sgd(0.1), same_values)) < 1e-2
+    assert (
+        update_error(
+            first_update(entry, gradtx.sgd(0.1), low), first_update(entry, gradtx.sgd(0.1), same_values)
+        )
+        < 1e-2
+    )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import pytest
 
 import gradtx
@@ -43,7 +42,9 @@ def test_jit_equals_eager_and_traces_once(name, build, request):
             assert rel_error(state, eager_state) <= entry.rtol
     assert len(traces) == 1, f"{name} retraced: {len(traces)} traces in 20 steps"
     moved = rel_error(p, params) > 0
-    assert moved != (request.node.callspec.id in STILL), "nothing moved: the check would be vacuous" if not moved else STILL
+    assert moved != (request.node.callspec.id in STILL), (
+        "nothing moved: the check would be vacuous" if not moved else STILL
+    )
 
 
 @pytest.mark.parametrize("name, build", CONFIGS)
@@ -76,6 +77,8 @@ def test_vmap_over_hyperparameter_equals_loop(name, build):
     vmapped = jax.jit(jax.vmap(final))(values)
     looped = [jax.jit(final)(v) for v in values]
     for i, expected in enumerate(looped):
-        assert rel_error(jax.tree.map(lambda x, i=i: x[i], vmapped), expected) <= entry.rtol, entry.rtol_reason
+        assert rel_error(jax.tree.map(lambda x, i=i: x[i], vmapped), expected) <= entry.rtol, (
+            entry.rtol_reason
+        )
     if hyper.endswith("learning_rate"):
         assert rel_error(looped[0], looped[2]) > 0, "the learning rate changed nothing: vacuous"

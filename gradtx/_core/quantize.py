@@ -274,9 +274,24 @@ def quantized_spec(dtype: Any) -> QuantizedDtype | None:
     return _SHORTHANDS.get(name)
 
 
+def _check_float_dtype(name: str, dtype: Any) -> None:
+    """Raises ValueError unless ``dtype`` is None or an inexact (floating or complex) dtype."""
+    try:
+        inexact = jnp.issubdtype(jnp.dtype(dtype), jnp.inexact)
+    except (TypeError, ValueError):
+        inexact = False
+    if not inexact:
+        raise ValueError(
+            f"{name} must be None, a floating dtype (such as jnp.bfloat16) or 'int8'/'uint8' "
+            f"where 8-bit state is supported, got {dtype!r}"
+        )
+
+
 def check_state_dtype(name: str, dtype: Any, *, signed: bool) -> None:
-    """Raises ValueError if ``dtype`` asks for 8-bit storage with the wrong map."""
+    """Raises ValueError if ``dtype`` is not a state dtype, or asks for 8-bit storage with the wrong map."""
     spec = quantized_spec(dtype)
+    if spec is None and dtype is not None:
+        _check_float_dtype(name, dtype)
     if spec is not None and spec.signed != signed:
         want = "'int8' (the signed map)" if signed else "'uint8' (the unsigned map)"
         why = "it holds values of either sign" if signed else "it is never negative"
@@ -284,13 +299,15 @@ def check_state_dtype(name: str, dtype: Any, *, signed: bool) -> None:
 
 
 def reject_quantized(where: str, **dtypes: Any) -> None:
-    """Raises ValueError if a transform without 8-bit support is asked for it."""
+    """Raises ValueError if a transform without 8-bit support is asked for it, or for a non-float dtype."""
     for name, dtype in dtypes.items():
         if quantized_spec(dtype) is not None:
             raise ValueError(
                 f"{where}: {name}={dtype!r} asks for 8-bit state, which only scale_by_adam "
-                "(adam, adamw, nadam, amsgrad) and add_momentum (sgd) support"
+                "(adam, adamw, nadam, amsgrad), add_momentum (sgd) and scale_by_lion (lion) support"
             )
+        if dtype is not None:
+            _check_float_dtype(name, dtype)
 
 
 def buffer_zeros(params: Any, dtype: Any, make: Callable[[Any, Any], Any]) -> Any:

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 from gradtx._core.base import GradientTransformation, chain
 from gradtx._core.docs import shared_docs
 from gradtx._core.hyperparams import HyperParam, hyperparam_dtype
+from gradtx._core.quantize import reject_quantized
 from gradtx._core.validation import check_beta, check_nonnegative, check_range
 from gradtx._optimizers._common import is_on, negate
 from gradtx._transforms._factored import ClipByBlockRms, Ema, ScaleByParamBlockRms, scale_by_factored_rms
@@ -110,6 +111,7 @@ def adafactor(
         check_range("clipping_threshold", clipping_threshold, 0.0, low_open=True)
     if momentum is not None:
         check_beta("momentum", momentum)
+    reject_quantized("adafactor", mu_dtype=mu_dtype)
     rescale = scale_by_factored_rms(
         decay_rate,
         decay_offset,

@@ -69,7 +69,10 @@ class ScaleByFactoredRms(WithHyperparams, GradientTransformation):
         return factored_dims(tuple(shape), self.factored, self.min_dim_size_to_factor)
 
     def init(self, params):
-        reject_complex(params, "scale_by_factored_rms", "the factored second moment is a real row/column statistic")
+        reject_complex(
+            params, "scale_by_factored_rms", "the factored second moment is a real row/column statistic"
+        )
+
         def buffers(p):
             shape, dtype = jnp.shape(p), self.nu_dtype or real_dtype(p.dtype)
             dims = self._dims(shape)

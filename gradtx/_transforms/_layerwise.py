@@ -354,7 +354,10 @@ class ScaleBySM3(WithHyperparams, GradientTransformation):
                 new_covers = [acc.astype(covers[0].dtype)]
             else:
                 others = lambda i: tuple(a for a in range(ndim) if a != i)  # noqa: E731
-                new_covers = [jnp.max(acc, axis=others(i)).astype(c.dtype) for i, c in enumerate(covers)]
+                # acc >= 0, so initial=0 changes nothing but gives a zero-size leaf's covers a value.
+                new_covers = [
+                    jnp.max(acc, axis=others(i), initial=0).astype(c.dtype) for i, c in enumerate(covers)
+                ]
             return new_mu.astype(g.dtype), new_mu.astype(mu.dtype), new_covers
 
         out, mu, accumulators = map_unzip(step, 3, updates, state.mu, state.accumulators)

@@ -24,7 +24,13 @@ from gradtx._core.numerics import (
     zeros_like,
 )
 from gradtx._core.quantize import reject_quantized
-from gradtx._core.validation import check_beta, check_nonnegative, check_range, check_same_structure, reject_complex
+from gradtx._core.validation import (
+    check_beta,
+    check_nonnegative,
+    check_range,
+    check_same_structure,
+    reject_complex,
+)
 from gradtx._transforms._adam import MomentsState
 from gradtx._transforms._adaptive import decay_scalars, ema, real_zeros_like
 

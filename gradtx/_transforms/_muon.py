@@ -22,6 +22,7 @@ from gradtx._core.numerics import (
     zero_count,
     zeros_like,
 )
+from gradtx._core.quantize import reject_quantized
 from gradtx._core.validation import check_beta, check_nonnegative, check_same_structure, reject_complex
 from gradtx._transforms._adaptive import decay_scalars, ema
 
@@ -157,6 +158,7 @@ def scale_by_muon(
     """
     check_beta("beta", beta)
     check_nonnegative("eps", eps)
+    reject_quantized("scale_by_muon", mu_dtype=mu_dtype)
     coeffs = tuple(float(c) for c in np.ravel(np.asarray(ns_coeffs, dtype=np.float64)))
     if len(coeffs) != 3 or not np.all(np.isfinite(coeffs)):
         raise ValueError(f"ns_coeffs must be three finite numbers (a, b, c), got {ns_coeffs!r}")
