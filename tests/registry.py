@@ -102,22 +102,41 @@ _OPTIMIZERS = [
     ),
     Entry(
         "adagrad",
-        (lambda: gradtx.adagrad(0.1), lambda: gradtx.adagrad(0.1, initial_accumulator_value=0.1, eps=1e-6)),
+        (
+            lambda: gradtx.adagrad(0.1),
+            lambda: gradtx.adagrad(0.1, initial_accumulator_value=0.1, eps=1e-6),
+            lambda: gradtx.adagrad(0.1, nu_dtype=jnp.bfloat16),
+        ),
         "optimizer",
-        bad=(_lr("adagrad"), _range(lambda: gradtx.adagrad(eps=-1.0), "eps")),
+        bad=(
+            _lr("adagrad"),
+            _range(lambda: gradtx.adagrad(eps=-1.0), "eps"),
+            Bad(lambda: gradtx.adagrad(nu_dtype="uint8"), "nu_dtype='uint8' asks for 8-bit state"),
+        ),
     ),
     Entry(
         "rmsprop",
         (
             lambda: gradtx.rmsprop(1e-2),
             lambda: gradtx.rmsprop(1e-2, centered=True, momentum=0.9, nesterov=True, eps_in_sqrt=False),
+            lambda: gradtx.rmsprop(
+                1e-2, centered=True, momentum=0.9, nu_dtype=jnp.bfloat16, mu_dtype=jnp.bfloat16
+            ),
         ),
         "optimizer",
-        bad=(_lr("rmsprop"), _range(lambda: gradtx.rmsprop(decay=1.0), "decay")),
+        bad=(
+            _lr("rmsprop"),
+            _range(lambda: gradtx.rmsprop(decay=1.0), "decay"),
+            Bad(lambda: gradtx.rmsprop(mu_dtype=jnp.int32), "mu_dtype must be None, a floating dtype"),
+        ),
     ),
     Entry(
         "adadelta",
-        (lambda: gradtx.adadelta(1.0), lambda: gradtx.adadelta(0.5, rho=0.95, weight_decay=1e-3)),
+        (
+            lambda: gradtx.adadelta(1.0),
+            lambda: gradtx.adadelta(0.5, rho=0.95, weight_decay=1e-3),
+            lambda: gradtx.adadelta(1.0, nu_dtype=jnp.bfloat16),
+        ),
         "optimizer",
         bad=(_lr("adadelta"), _range(lambda: gradtx.adadelta(rho=-0.1), "rho")),
     ),
@@ -278,11 +297,15 @@ _OPTIMIZERS = [
     ),
     Entry(
         "prodigy",
-        (lambda: gradtx.prodigy(), lambda: gradtx.prodigy(0.5, d0=1e-3, weight_decay=1e-3)),
+        (
+            lambda: gradtx.prodigy(),
+            lambda: gradtx.prodigy(0.5, d0=1e-3, weight_decay=1e-3),
+            lambda: gradtx.prodigy(mu_dtype=jnp.bfloat16, nu_dtype=jnp.bfloat16),
+        ),
         "optimizer",
         needs_params=True,
         complex=False,
-        bad=(_lr("prodigy"),),
+        bad=(_lr("prodigy"), Bad(lambda: gradtx.prodigy(nu_dtype="uint8"), "asks for 8-bit state")),
     ),
     Entry(
         "schedule_free_sgd",

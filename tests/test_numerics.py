@@ -323,6 +323,10 @@ def _leaf_dtypes(tree):
         (lambda **k: gradtx.qhadam(0.1, **k), ["mu"], ["nu"]),
         (lambda **k: gradtx.sgd(0.1, momentum=0.9, mu_dtype=k.get("mu_dtype")), ["trace"], []),
         (lambda **k: gradtx.aggmo(0.1, mu_dtype=k.get("mu_dtype")), ["velocities"], []),
+        (lambda **k: gradtx.adagrad(0.1, nu_dtype=k.get("nu_dtype")), [], ["sum_of_squares"]),
+        (lambda **k: gradtx.rmsprop(0.1, centered=True, momentum=0.9, **k), ["mu", "trace"], ["nu"]),
+        (lambda **k: gradtx.adadelta(nu_dtype=k.get("nu_dtype")), [], ["e_g", "e_x"]),
+        (lambda **k: gradtx.prodigy(**k), ["mu"], ["nu"]),
     ],
 )
 def test_mu_and_nu_dtype_options_are_honoured(make, mu_fields, nu_fields):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from gradtx._core.base import GradientTransformation
 from gradtx._core.docs import shared_docs
 from gradtx._core.hyperparams import HyperParam
@@ -19,6 +21,7 @@ def adagrad(
     eps: HyperParam = 1e-10,
     *,
     weight_decay: HyperParam = 0.0,
+    nu_dtype: Any = None,
 ) -> GradientTransformation:
     r"""AdaGrad: per-parameter rates from the accumulated squared gradients.
 
@@ -33,6 +36,7 @@ def adagrad(
         initial_accumulator_value: :math:`r_0` >= 0.
         eps: {eps}
         weight_decay: {weight_decay}
+        nu_dtype: dtype of the accumulator :math:`r`; ``None`` uses each parameter's dtype.
 
     {hyperparams_note}
 
@@ -48,7 +52,7 @@ def adagrad(
     """
     return coupled_l2(
         weight_decay,
-        scale_by_adagrad(initial_accumulator_value, eps),
+        scale_by_adagrad(initial_accumulator_value, eps, nu_dtype=nu_dtype),
         scale_by_learning_rate(learning_rate),
     )
 
@@ -65,6 +69,8 @@ def rmsprop(
     nesterov: bool = False,
     initial_scale: float = 0.0,
     weight_decay: HyperParam = 0.0,
+    nu_dtype: Any = None,
+    mu_dtype: Any = None,
 ) -> GradientTransformation:
     r"""RMSProp: a leaky AdaGrad, optionally centered and with (Nesterov) momentum.
 
@@ -91,6 +97,9 @@ def rmsprop(
         nesterov: Nesterov momentum (needs ``momentum > 0``).
         initial_scale: :math:`\nu_0`.
         weight_decay: {weight_decay}
+        nu_dtype: dtype of :math:`\nu`; ``None`` uses each parameter's dtype.
+        mu_dtype: dtype of the momentum buffer :math:`b` and the centered
+            mean; ``None`` uses each parameter's dtype.
 
     {hyperparams_note}
 
@@ -107,8 +116,16 @@ def rmsprop(
     check_beta("momentum", momentum)
     if nesterov and not is_on(momentum):
         raise ValueError("nesterov=True needs momentum > 0")
-    rms = scale_by_rms(decay, eps, eps_in_sqrt=eps_in_sqrt, centered=centered, initial_scale=initial_scale)
-    moment = (add_momentum(momentum, nesterov=nesterov),) if is_on(momentum) else ()
+    rms = scale_by_rms(
+        decay,
+        eps,
+        eps_in_sqrt=eps_in_sqrt,
+        centered=centered,
+        initial_scale=initial_scale,
+        nu_dtype=nu_dtype,
+        mu_dtype=mu_dtype,
+    )
+    moment = (add_momentum(momentum, nesterov=nesterov, mu_dtype=mu_dtype),) if is_on(momentum) else ()
     return coupled_l2(weight_decay, rms, *moment, scale_by_learning_rate(learning_rate))
 
 
@@ -119,6 +136,7 @@ def adadelta(
     eps: HyperParam = 1e-6,
     *,
     weight_decay: HyperParam = 0.0,
+    nu_dtype: Any = None,
 ) -> GradientTransformation:
     r"""Adadelta: RMS of past updates over RMS of gradients replaces the learning rate.
 
@@ -134,6 +152,7 @@ def adadelta(
         rho: decay rate in [0, 1).
         eps: {eps}
         weight_decay: {weight_decay}
+        nu_dtype: dtype of both squared averages; ``None`` uses each parameter's dtype.
 
     {hyperparams_note}
 
@@ -147,4 +166,6 @@ def adadelta(
         >>> tx.update(jnp.array([0.0]), tx.init(jnp.zeros(1)))[0]
         Array([-0.], dtype=float32)
     """
-    return coupled_l2(weight_decay, scale_by_adadelta(rho, eps), scale_by_learning_rate(learning_rate))
+    return coupled_l2(
+        weight_decay, scale_by_adadelta(rho, eps, nu_dtype=nu_dtype), scale_by_learning_rate(learning_rate)
+    )

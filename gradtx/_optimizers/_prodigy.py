@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from gradtx._core.base import GradientTransformation
 from gradtx._core.docs import shared_docs
 from gradtx._core.hyperparams import HyperParam
+from gradtx._core.quantize import reject_quantized
 from gradtx._core.validation import check_beta, check_nonnegative, check_range
 from gradtx._transforms._prodigy import Prodigy
 
@@ -21,6 +24,8 @@ def prodigy(
     weight_decay: HyperParam = 0.0,
     *,
     safeguard_warmup: bool = False,
+    mu_dtype: Any = None,
+    nu_dtype: Any = None,
 ) -> GradientTransformation:
     r"""Prodigy: AdamW on :math:`d_t g_t` with a step size :math:`d_t` estimated from the distance travelled.
 
@@ -59,6 +64,11 @@ def prodigy(
         d_coef: :math:`c` > 0, multiplies every estimate.
         weight_decay: decoupled decay :math:`\lambda` >= 0 (AdamW style).
         safeguard_warmup: see above; helps with a learning-rate warmup.
+        mu_dtype: dtype of the first-moment buffer; ``None`` uses each
+            parameter's dtype promoted to at least float32.
+        nu_dtype: dtype of the second-moment buffer; ``None`` as for
+            ``mu_dtype``. ``jnp.bfloat16`` halves the memory and keeps
+            float32's range; float16 underflows (:math:`(d_0 g)^2`).
 
     {hyperparams_note}
 
@@ -87,4 +97,17 @@ def prodigy(
     check_range("d0", d0, 0.0, low_open=True)
     check_range("d_coef", d_coef, 0.0, low_open=True)
     check_nonnegative("weight_decay", weight_decay)
-    return Prodigy(learning_rate, b1, b2, beta3, eps, d0, d_coef, weight_decay, bool(safeguard_warmup))
+    reject_quantized("prodigy", mu_dtype=mu_dtype, nu_dtype=nu_dtype)
+    return Prodigy(
+        learning_rate,
+        b1,
+        b2,
+        beta3,
+        eps,
+        d0,
+        d_coef,
+        weight_decay,
+        bool(safeguard_warmup),
+        mu_dtype,
+        nu_dtype,
+    )

@@ -21,6 +21,7 @@ from gradtx._core.numerics import (
     zero_count,
     zeros_like,
 )
+from gradtx._core.quantize import reject_quantized
 from gradtx._core.validation import check_beta, check_nonnegative, check_same_structure
 
 
@@ -53,11 +54,13 @@ class ScaleByAdagradState(NamedTuple):
 class ScaleByAdagrad(WithHyperparams, GradientTransformation):
     initial_accumulator_value: float
     eps: HyperParam
+    nu_dtype: Any = None
     hyperparam_names = ("eps",)
 
     def init(self, params):
         acc = jax.tree.map(
-            lambda p: jnp.full_like(p, self.initial_accumulator_value, real_dtype(p.dtype)), params
+            lambda p: jnp.full_like(p, self.initial_accumulator_value, self.nu_dtype or real_dtype(p.dtype)),
+            params,
         )
         return ScaleByAdagradState(zero_count(), acc, self.init_hyperparams())
 
@@ -78,7 +81,7 @@ class ScaleByAdagrad(WithHyperparams, GradientTransformation):
 
 
 def scale_by_adagrad(
-    initial_accumulator_value: float = 0.0, eps: HyperParam = 1e-10
+    initial_accumulator_value: float = 0.0, eps: HyperParam = 1e-10, *, nu_dtype: Any = None
 ) -> GradientTransformation:
     r"""AdaGrad's rescaling by the root of the accumulated squared gradients.
 
@@ -91,6 +94,8 @@ def scale_by_adagrad(
     Args:
         initial_accumulator_value: :math:`r_0` >= 0 (used at ``init`` only).
         eps: :math:`\epsilon` >= 0.
+        nu_dtype: dtype of the accumulator :math:`r`; ``None`` uses each
+            parameter's (real) dtype. The update is computed in at least float32.
 
     References:
         Duchi, Hazan & Singer, "Adaptive Subgradient Methods for Online
@@ -105,7 +110,8 @@ def scale_by_adagrad(
     """
     check_nonnegative("initial_accumulator_value", initial_accumulator_value)
     check_nonnegative("eps", eps)
-    return ScaleByAdagrad(float(initial_accumulator_value), eps)
+    reject_quantized("scale_by_adagrad", nu_dtype=nu_dtype)
+    return ScaleByAdagrad(float(initial_accumulator_value), eps, nu_dtype)
 
 
 class ScaleByRmsState(NamedTuple):
@@ -122,11 +128,15 @@ class ScaleByRms(WithHyperparams, GradientTransformation):
     eps_in_sqrt: bool
     centered: bool
     initial_scale: float
+    nu_dtype: Any = None
+    mu_dtype: Any = None
     hyperparam_names = ("decay", "eps")
 
     def init(self, params):
-        nu = jax.tree.map(lambda p: jnp.full_like(p, self.initial_scale, real_dtype(p.dtype)), params)
-        mu = zeros_like(params) if self.centered else None
+        nu = jax.tree.map(
+            lambda p: jnp.full_like(p, self.initial_scale, self.nu_dtype or real_dtype(p.dtype)), params
+        )
+        mu = zeros_like(params, self.mu_dtype) if self.centered else None
         return ScaleByRmsState(zero_count(), nu, mu, self.init_hyperparams())
 
     def update(self, updates, state, params=None, **extra_args):
@@ -164,6 +174,8 @@ def scale_by_rms(
     eps_in_sqrt: bool = True,
     centered: bool = False,
     initial_scale: float = 0.0,
+    nu_dtype: Any = None,
+    mu_dtype: Any = None,
 ) -> GradientTransformation:
     r"""RMSProp's rescaling by a leaky average of squared gradients.
 
@@ -181,6 +193,8 @@ def scale_by_rms(
             ``False`` puts it outside (torch's form).
         centered: divide by the estimated standard deviation instead of the RMS.
         initial_scale: :math:`\nu_0` (used at ``init`` only).
+        nu_dtype: dtype of :math:`\nu`; ``None`` uses each parameter's (real) dtype.
+        mu_dtype: dtype of the centered form's mean; ``None`` uses each parameter's dtype.
 
     References:
         Tieleman & Hinton, Lecture 6.5 of "Neural Networks for Machine
@@ -197,7 +211,8 @@ def scale_by_rms(
     check_beta("decay", decay)
     check_nonnegative("eps", eps)
     check_nonnegative("initial_scale", initial_scale)
-    return ScaleByRms(decay, eps, eps_in_sqrt, centered, float(initial_scale))
+    reject_quantized("scale_by_rms", nu_dtype=nu_dtype, mu_dtype=mu_dtype)
+    return ScaleByRms(decay, eps, eps_in_sqrt, centered, float(initial_scale), nu_dtype, mu_dtype)
 
 
 class ScaleByAdadeltaState(NamedTuple):
@@ -211,12 +226,12 @@ class ScaleByAdadeltaState(NamedTuple):
 class ScaleByAdadelta(WithHyperparams, GradientTransformation):
     rho: HyperParam
     eps: HyperParam
+    nu_dtype: Any = None
     hyperparam_names = ("rho", "eps")
 
     def init(self, params):
-        return ScaleByAdadeltaState(
-            zero_count(), real_zeros_like(params), real_zeros_like(params), self.init_hyperparams()
-        )
+        e_g, e_x = real_zeros_like(params, self.nu_dtype), real_zeros_like(params, self.nu_dtype)
+        return ScaleByAdadeltaState(zero_count(), e_g, e_x, self.init_hyperparams())
 
     def update(self, updates, state, params=None, **extra_args):
         check_same_structure(updates, state.e_g, "updates", "state.e_g")
@@ -239,7 +254,9 @@ class ScaleByAdadelta(WithHyperparams, GradientTransformation):
         return out, ScaleByAdadeltaState(count, e_g, e_x, self.next_hyperparams(state.hyperparams, count))
 
 
-def scale_by_adadelta(rho: HyperParam = 0.9, eps: HyperParam = 1e-6) -> GradientTransformation:
+def scale_by_adadelta(
+    rho: HyperParam = 0.9, eps: HyperParam = 1e-6, *, nu_dtype: Any = None
+) -> GradientTransformation:
     r"""Adadelta's unit-correcting rescaling (no learning rate needed).
 
     .. math::
@@ -250,6 +267,8 @@ def scale_by_adadelta(rho: HyperParam = 0.9, eps: HyperParam = 1e-6) -> Gradient
     Args:
         rho: :math:`\rho` in [0, 1).
         eps: :math:`\epsilon` > 0 (with eps = 0 the first update is 0).
+        nu_dtype: dtype of both squared averages; ``None`` uses each
+            parameter's (real) dtype.
 
     References:
         Zeiler, "ADADELTA: An Adaptive Learning Rate Method", 2012.
@@ -263,4 +282,5 @@ def scale_by_adadelta(rho: HyperParam = 0.9, eps: HyperParam = 1e-6) -> Gradient
     """
     check_beta("rho", rho)
     check_nonnegative("eps", eps)
-    return ScaleByAdadelta(rho, eps)
+    reject_quantized("scale_by_adadelta", nu_dtype=nu_dtype)
+    return ScaleByAdadelta(rho, eps, nu_dtype)

@@ -39,9 +39,9 @@ class ProdigyState(NamedTuple):
     hyperparams: dict[str, jax.Array]
 
 
-def _buffers(params: Any) -> Any:
-    """Zero buffers in at least float32: :math:`d_0 g` (1e-6 g) squared underflows float16."""
-    return jax.tree.map(lambda p: jnp.zeros_like(p, compute_dtype(jnp.result_type(p))), params)
+def _buffers(params: Any, dtype: Any = None) -> Any:
+    """Zero buffers in ``dtype``; by default at least float32, as (1e-6 g) squared underflows float16."""
+    return jax.tree.map(lambda p: jnp.zeros_like(p, dtype or compute_dtype(jnp.result_type(p))), params)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +57,8 @@ class Prodigy(WithHyperparams, GradientTransformation):
     d_coef: HyperParam
     weight_decay: HyperParam
     safeguard_warmup: bool = False
+    mu_dtype: Any = None
+    nu_dtype: Any = None
 
     @property
     def hyperparam_names(self) -> tuple[str, ...]:  # type: ignore[override]
@@ -67,7 +69,7 @@ class Prodigy(WithHyperparams, GradientTransformation):
         reject_complex(params, "prodigy", "the step-size estimate uses real inner products")
         hyperparams = self.init_hyperparams()
         d = hyperparams["d0"]
-        buffers = tuple(_buffers(params) for _ in range(3))
+        buffers = (_buffers(params, self.mu_dtype), _buffers(params, self.nu_dtype), _buffers(params))
         return ProdigyState(zero_count(), d, jnp.zeros_like(d), *buffers, copy_tree(params), hyperparams)
 
     def update(self, updates, state, params=None, **extra_args):
@@ -90,11 +92,11 @@ class Prodigy(WithHyperparams, GradientTransformation):
         def accumulate(g, p, p0, mu, nu, s):
             c = first.for_leaf(g)
             dg = c["d"] * as_compute(g)
-            new_mu = c["b1"] * mu + (1 - c["b1"]) * dg
-            new_nu = c["b2"] * nu + (1 - c["b2"]) * dg * dg
+            new_mu = c["b1"] * mu.astype(dg.dtype) + (1 - c["b1"]) * dg
+            new_nu = c["b2"] * nu.astype(dg.dtype) + (1 - c["b2"]) * dg * dg
             new_s = c["beta3"] * s + c["s_scale"] * dg
             inner = jnp.sum(as_compute(g) * (as_compute(p0) - as_compute(p)).astype(dg.dtype))
-            return new_mu, new_nu, new_s, inner, jnp.sum(jnp.abs(new_s))
+            return new_mu.astype(mu.dtype), new_nu.astype(nu.dtype), new_s, inner, jnp.sum(jnp.abs(new_s))
 
         mu, nu, s, inner, abs_s = map_unzip(
             accumulate, 5, updates, params, state.params0, state.mu, state.nu, state.s
@@ -107,7 +109,8 @@ class Prodigy(WithHyperparams, GradientTransformation):
 
         def step(g, p, m, v):
             c = second.for_leaf(g)
-            pc = as_compute(p).astype(m.dtype)
+            cd = compute_dtype(jnp.result_type(g))
+            m, v, pc = m.astype(cd), v.astype(cd), as_compute(p).astype(cd)
             out = -c["wd"] * c["dlr"] * pc - c["dlr"] * safe_div(m, jnp.sqrt(v) + c["d_eps"])
             return (out.astype(jnp.result_type(g)),)
 
