@@ -136,17 +136,7 @@ def test_quantized_state_is_sharded_like_params():
 
 
 EXPLICIT_MESH = jax.make_mesh((4, 2), ("data", "model"))  # jax.make_mesh's default: explicit axes
-_NEWTON_SCHULZ = pytest.mark.xfail(
-    strict=True,
-    reason="Newton-Schulz's x @ x.T on a sharded matrix: under explicit axes a dot must name its "
-    "output sharding when that is ambiguous, or raise ShardingTypeError",
-)
-EXPLICIT_CONFIGS = [
-    pytest.param(
-        e.name, e.configs[0], id=e.name, marks=[_NEWTON_SCHULZ] if e.name in {"muon", "scale_by_muon"} else []
-    )
-    for e in REGISTRY.values()
-]
+EXPLICIT_CONFIGS = [pytest.param(e.name, e.configs[0], id=e.name) for e in REGISTRY.values()]
 
 
 @pytest.mark.parametrize("name, build", EXPLICIT_CONFIGS)

@@ -36,6 +36,12 @@ def newton_schulz(x: jax.Array, coeffs: jax.Array, steps: int, eps: jax.Array) -
     :math:`X \leftarrow aX + (bA + cA^2)X` with :math:`A = XX^T`, on the wide
     orientation (a tall matrix is transposed first and back after).
     """
+    sharding = _explicit_sharding(x)
+    if sharding is not None:
+        # Under explicit mesh axes the output sharding of x @ x.T is ambiguous (an error, not the
+        # compiler's choice): gather the matrix, iterate replicated, and shard the result back.
+        replicated = jax.sharding.NamedSharding(sharding.mesh, jax.sharding.PartitionSpec())
+        x = jax.sharding.reshard(x, replicated)
     tall = x.shape[0] > x.shape[1]
     if tall:
         x = x.T
@@ -44,7 +50,18 @@ def newton_schulz(x: jax.Array, coeffs: jax.Array, steps: int, eps: jax.Array) -
     for _ in range(steps):
         gram = x @ x.T
         x = a * x + (b * gram + c * gram @ gram) @ x
-    return x.T if tall else x
+    x = x.T if tall else x
+    return x if sharding is None else jax.sharding.reshard(x, sharding)
+
+
+def _explicit_sharding(x: jax.Array) -> Any:
+    """``x``'s sharding if it is sharded over explicit mesh axes, else None."""
+    sharding = getattr(jax.typeof(x), "sharding", None)
+    mesh = getattr(sharding, "mesh", None)
+    axis_types = getattr(mesh, "axis_types", ())
+    if not any(t == jax.sharding.AxisType.Explicit for t in axis_types):
+        return None
+    return sharding if any(entry is not None for entry in sharding.spec) else None
 
 
 class ScaleByMuonState(NamedTuple):
