@@ -5,6 +5,8 @@ Needs the ``examples`` extra: ``pip install -e ".[examples]"``.
 
 from __future__ import annotations
 
+import argparse
+import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -282,3 +284,53 @@ def plot_resumed_run(
     fig.suptitle(title)
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def report_resumed_run(
+    args,
+    name: str,
+    loop: str,
+    summary: ResumeSummary,
+    full: TrainingCurves,
+    resumed: TrainingCurves,
+    checkpoints: Sequence[int],
+    settings: dict,
+) -> None:
+    """Writes ``<name>.png`` and ``<name>.json`` to ``args.out`` and prints the summary."""
+    args.out.mkdir(parents=True, exist_ok=True)
+    figure, numbers = args.out / f"{name}.png", args.out / f"{name}.json"
+    match = "the same parameters bit for bit" if summary.bit_for_bit else "DIFFERENT parameters"
+    title = (
+        f"{loop}, gradtx AdamW with decay on kernels only, warm-up + cosine, "
+        f"clip {settings['max_grad_norm']:g}; restarted at step {summary.resume_step} from an Orbax "
+        f"checkpoint: {match}"
+    )
+    plot_resumed_run(full, resumed, checkpoints, figure, title)
+    results = {
+        "settings": settings,
+        "summary": summary._asdict(),
+        "uninterrupted": full.to_json(),
+        "resumed": resumed.to_json(),
+    }
+    numbers.write_text(json.dumps(results, indent=1))
+    print()
+    print(summary.format())
+    print(f"\nwrote {figure} and {numbers}")
+
+
+def parse_resume_args(description: str, argv: Sequence[str] | None) -> argparse.Namespace:
+    """The flags of the Flax examples, which train, checkpoint and restart from the middle checkpoint."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--steps", type=int, default=1000, help="training steps (default: 1000)")
+    parser.add_argument("--batch-size", type=int, default=64, help="mini-batch size (default: 64)")
+    parser.add_argument("--out", type=Path, default=Path("out"), help="output directory (default: out/)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the split, the weights and the batches")
+    parser.add_argument(
+        "--checkpoint-every", type=int, default=100, help="save a checkpoint every N steps (default: 100)"
+    )
+    args = parser.parse_args(argv)
+    if args.steps < 2:
+        parser.error("--steps must be at least 2")
+    if not 0 < args.checkpoint_every < args.steps:
+        parser.error("--checkpoint-every must be in [1, steps - 1]: the restart needs a checkpoint")
+    return args

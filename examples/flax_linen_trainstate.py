@@ -24,14 +24,11 @@ and the checkpoints under ``<out>/checkpoints/`` (replacing any left there by an
 
 from __future__ import annotations
 
-import argparse
 import functools
-import json
 import shutil
 import time
 from collections import Counter
 from collections.abc import Sequence
-from pathlib import Path
 
 import flax.linen as nn
 import jax
@@ -56,7 +53,8 @@ from _common import (  # noqa: E402  (the examples folder is on sys.path when a 
     load_digits_split,
     mask_paths,
     middle_checkpoint,
-    plot_resumed_run,
+    parse_resume_args,
+    report_resumed_run,
     tree_max_abs_diff,
 )
 
@@ -200,25 +198,8 @@ def train(
     return state, curves
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=1000, help="training steps (default: 1000)")
-    parser.add_argument("--batch-size", type=int, default=64, help="mini-batch size (default: 64)")
-    parser.add_argument("--out", type=Path, default=Path("out"), help="output directory (default: out/)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the split, the weights and the batches")
-    parser.add_argument(
-        "--checkpoint-every", type=int, default=100, help="save a checkpoint every N steps (default: 100)"
-    )
-    args = parser.parse_args(argv)
-    if args.steps < 2:
-        parser.error("--steps must be at least 2")
-    if not 0 < args.checkpoint_every < args.steps:
-        parser.error("--checkpoint-every must be in [1, steps - 1]: the restart needs a checkpoint")
-    return args
-
-
 def main(argv: Sequence[str] | None = None) -> ResumeSummary:
-    args = parse_args(argv)
+    args = parse_resume_args(__doc__.split("\n\n")[0], argv)
     data = load_digits_split(args.seed)
     if not 0 < args.batch_size <= len(data.y_train):
         raise SystemExit(f"--batch-size must be in [1, {len(data.y_train)}]")
@@ -274,14 +255,6 @@ def main(argv: Sequence[str] | None = None) -> ResumeSummary:
         seconds=time.perf_counter() - start,
     )
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    figure, numbers = args.out / "flax_linen_trainstate.png", args.out / "flax_linen_trainstate.json"
-    match = "the same parameters bit for bit" if summary.bit_for_bit else "DIFFERENT parameters"
-    title = (
-        f"Flax linen TrainState, gradtx AdamW with decay on kernels only, warm-up + cosine, "
-        f"clip {MAX_GRAD_NORM:g}; restarted at step {resume_step} from an Orbax checkpoint: {match}"
-    )
-    plot_resumed_run(full, resumed, checkpoints, figure, title)
     settings = {
         "steps": args.steps,
         "batch_size": args.batch_size,
@@ -290,16 +263,9 @@ def main(argv: Sequence[str] | None = None) -> ResumeSummary:
         "weight_decay": WEIGHT_DECAY,
         "max_grad_norm": MAX_GRAD_NORM,
     }
-    results = {
-        "settings": settings,
-        "summary": summary._asdict(),
-        "uninterrupted": full.to_json(),
-        "resumed": resumed.to_json(),
-    }
-    numbers.write_text(json.dumps(results, indent=1))
-    print()
-    print(summary.format())
-    print(f"\nwrote {figure} and {numbers}")
+    report_resumed_run(
+        args, "flax_linen_trainstate", "Flax linen TrainState", summary, full, resumed, checkpoints, settings
+    )
     return summary
 
 

@@ -2,31 +2,13 @@
 
 import importlib
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 for module in ("flax", "matplotlib", "sklearn", "tqdm"):
     pytest.importorskip(module, reason="the examples need the `examples` extra")
 
-ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES = ROOT / "examples"
-
-
-def run_example(script: str, *args: str) -> subprocess.CompletedProcess:
-    """Runs ``examples/<script>`` in a fresh interpreter that imports gradtx from this checkout."""
-    pythonpath = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    return subprocess.run(
-        [sys.executable, str(EXAMPLES / script), *args],
-        cwd=ROOT,
-        env=dict(os.environ, PYTHONPATH=pythonpath),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+from tests.example_runner import EXAMPLES, run_example  # noqa: E402
 
 
 def test_compare_optimizers_runs_and_reports(tmp_path):

@@ -2,32 +2,15 @@
 
 import importlib
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 for module in ("flax", "matplotlib", "sklearn", "tqdm", "orbax.checkpoint"):
     pytest.importorskip(module, reason="the examples need the `examples` extra")
 
-ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES = ROOT / "examples"
+from tests.example_runner import EXAMPLES, run_example  # noqa: E402
+
 SCRIPTS = ["flax_linen_trainstate", "flax_nnx"]
-
-
-def run_example(script: str, *args: str) -> subprocess.CompletedProcess:
-    """Runs ``examples/<script>`` in a fresh interpreter that imports gradtx from this checkout."""
-    pythonpath = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    return subprocess.run(
-        [sys.executable, str(EXAMPLES / script), *args],
-        cwd=ROOT,
-        env=dict(os.environ, PYTHONPATH=pythonpath),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 @pytest.mark.parametrize("name", SCRIPTS)
@@ -74,12 +57,15 @@ def test_flax_example_trains_checkpoints_and_resumes(name, tmp_path):
     assert summary["traces"] == 1 and summary["compiles"] == 1
 
 
-@pytest.mark.parametrize("name", SCRIPTS)
-def test_flax_example_needs_a_checkpoint_to_resume_from(name, monkeypatch, capsys):
+def test_flax_examples_need_a_checkpoint_to_resume_from(monkeypatch, capsys):
+    """Both Flax examples parse their flags with _common.parse_resume_args."""
     monkeypatch.syspath_prepend(str(EXAMPLES))
-    example = importlib.import_module(name)
-    assert example.parse_args(["--steps", "50", "--checkpoint-every", "49"]).checkpoint_every == 49
+    common = importlib.import_module("_common")
+    for name in SCRIPTS:
+        assert importlib.import_module(name).parse_resume_args is common.parse_resume_args
+    parse = common.parse_resume_args
+    assert parse("", ["--steps", "50", "--checkpoint-every", "49"]).checkpoint_every == 49
     with pytest.raises(SystemExit) as exit_info:
-        example.parse_args(["--steps", "50", "--checkpoint-every", "50"])
+        parse("", ["--steps", "50", "--checkpoint-every", "50"])
     assert exit_info.value.code == 2
     assert "--checkpoint-every must be in [1, steps - 1]" in capsys.readouterr().err

@@ -5,36 +5,13 @@ Each runs as a user would run it, at a tiny size, and must still show its lesson
 
 import json
 import math
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 for module in ("flax", "matplotlib", "sklearn", "tqdm"):
     pytest.importorskip(module, reason="the examples need the `examples` extra")
 
-ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES = ROOT / "examples"
-
-
-def run_example(script: str, *args: str) -> subprocess.CompletedProcess:
-    """Runs ``examples/<script>`` in a fresh interpreter that imports gradtx from this checkout."""
-    pythonpath = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    return subprocess.run(
-        [sys.executable, str(EXAMPLES / script), *args],
-        cwd=ROOT,
-        env=dict(os.environ, PYTHONPATH=pythonpath),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
-def assert_figure(path: Path) -> None:
-    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert path.stat().st_size > 10_000  # axes, curves and legends, not an empty canvas
+from tests.example_runner import assert_figure, run_example  # noqa: E402
 
 
 def test_vanishing_exploding_runs_and_reports(tmp_path):
