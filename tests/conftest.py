@@ -19,12 +19,22 @@ settings.register_profile(
 settings.load_profile("gradtx")
 
 
-@pytest.fixture
-def x64():
-    """Runs the test with float64 enabled, restoring the previous setting after."""
+def _with_x64(enabled: bool):
     previous = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
+    jax.config.update("jax_enable_x64", enabled)
     try:
         yield
     finally:
         jax.config.update("jax_enable_x64", previous)
+
+
+@pytest.fixture
+def x64():
+    """Runs the test with float64 enabled, restoring the previous setting after."""
+    yield from _with_x64(True)
+
+
+@pytest.fixture
+def no_x64():
+    """Runs the test with float64 disabled (even in a JAX_ENABLE_X64=1 run), restoring it after."""
+    yield from _with_x64(False)

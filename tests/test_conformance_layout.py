@@ -183,6 +183,8 @@ def _all_layouts() -> dict[str, list]:
 @pytest.fixture(scope="module")
 def golden() -> dict[str, list]:
     if REGENERATE:
+        if jax.config.jax_enable_x64:
+            pytest.fail("regenerate the golden layouts in the default 32-bit mode, without JAX_ENABLE_X64")
         GOLDEN.parent.mkdir(exist_ok=True)
         GOLDEN.write_text(json.dumps(_all_layouts(), indent=1, sort_keys=True) + "\n")
     assert GOLDEN.exists(), f"{GOLDEN} is missing: regenerate it (see this module's docstring)"
@@ -196,7 +198,8 @@ def test_golden_file_has_exactly_the_registry_configurations(golden):
 
 
 @pytest.mark.parametrize("name, build", CONFIGS)
-def test_state_layout_matches_golden_file(name, build, request, golden):
+def test_state_layout_matches_golden_file(name, build, request, golden, no_x64):
+    """The golden layouts are those of the default (32-bit) mode, also checked in an x64 run."""
     key = request.node.callspec.id
     if key not in golden:
         pytest.fail(f"{key} is not in {GOLDEN.name}: regenerate it (see this module's docstring)")
@@ -207,7 +210,7 @@ def test_state_layout_matches_golden_file(name, build, request, golden):
     )
 
 
-def test_golden_check_can_fail(golden):
+def test_golden_check_can_fail(golden, no_x64):
     """A state layout with one leaf's dtype changed does not match its golden entry."""
     assert any(line.endswith(" float32") for line in golden["adam-0"])
     assert _layout(lambda: gradtx.adam(1e-2, mu_dtype=jnp.bfloat16), REGISTRY["adam"]) != golden["adam-0"]
