@@ -126,6 +126,18 @@ def test_step_in_either_branch_of_cond(name, build):
 @pytest.mark.parametrize("name, build", CONFIGS)
 def test_zero_gradients_stay_finite(name, build, dtype):
     """The float16 zero-gradient NaN (0/0 in a denominator) must not happen in any dtype."""
+    check_zero_gradients(name, build, dtype)
+
+
+@pytest.mark.parametrize("name, build", CONFIGS)
+def test_zero_gradients_stay_finite_in_float64_and_complex64(name, build, x64):
+    """The same in float64, and in complex64 for the entries that support complex parameters."""
+    check_zero_gradients(name, build, jnp.float64)
+    if REGISTRY[name].complex:
+        check_zero_gradients(name, build, jnp.complex64)
+
+
+def check_zero_gradients(name, build, dtype):
     entry, tx = REGISTRY[name], build()
     params = make_params(shapes_for(entry), dtype)
     step = jax.jit(step_fn(entry, tx, grad_fn=lambda p: jax.tree.map(jnp.zeros_like, p)))
@@ -133,8 +145,8 @@ def test_zero_gradients_stay_finite(name, build, dtype):
     p = params
     for _ in range(STEPS):
         p, state = step(p, state)
-    assert_finite(p, f"{name} {dtype} params after zero gradients")
-    assert_finite(state, f"{name} {dtype} state after zero gradients", like=initial)
+    assert_finite(p, f"{name} {jnp.dtype(dtype)} params after zero gradients")
+    assert_finite(state, f"{name} {jnp.dtype(dtype)} state after zero gradients", like=initial)
     assert leaf_types(p) == leaf_types(params)
 
 
