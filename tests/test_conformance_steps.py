@@ -66,7 +66,7 @@ def test_vmap_over_hyperparameter_equals_loop(name, build):
     state0 = tx.init(params)
     hyper = tuning_hyperparam(state0)
     if hyper is None:
-        pytest.skip(f"{name} has no hyperparameters")
+        pytest.skip(f"{name} keeps no hyperparameters in this configuration")
     base = jnp.asarray(gradtx.get_hyperparam(state0, hyper))
     values = jnp.stack([factor * base for factor in (0.5, 0.75, 1.0)])
 
