@@ -287,7 +287,7 @@ def plot_resumed_run(
 
 
 def report_resumed_run(
-    args,
+    out: Path,
     name: str,
     loop: str,
     summary: ResumeSummary,
@@ -296,9 +296,9 @@ def report_resumed_run(
     checkpoints: Sequence[int],
     settings: dict,
 ) -> None:
-    """Writes ``<name>.png`` and ``<name>.json`` to ``args.out`` and prints the summary."""
-    args.out.mkdir(parents=True, exist_ok=True)
-    figure, numbers = args.out / f"{name}.png", args.out / f"{name}.json"
+    """Writes ``<name>.png`` and ``<name>.json`` to ``out`` and prints the summary."""
+    out.mkdir(parents=True, exist_ok=True)
+    figure, numbers = out / f"{name}.png", out / f"{name}.json"
     match = "the same parameters bit for bit" if summary.bit_for_bit else "DIFFERENT parameters"
     title = (
         f"{loop}, gradtx AdamW with decay on kernels only, warm-up + cosine, "

@@ -264,7 +264,14 @@ def main(argv: Sequence[str] | None = None) -> ResumeSummary:
         "max_grad_norm": MAX_GRAD_NORM,
     }
     report_resumed_run(
-        args, "flax_linen_trainstate", "Flax linen TrainState", summary, full, resumed, checkpoints, settings
+        args.out,
+        "flax_linen_trainstate",
+        "Flax linen TrainState",
+        summary,
+        full,
+        resumed,
+        checkpoints,
+        settings,
     )
     return summary
 

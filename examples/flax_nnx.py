@@ -291,7 +291,9 @@ def main(argv: Sequence[str] | None = None) -> ResumeSummary:
         "weight_decay": WEIGHT_DECAY,
         "max_grad_norm": MAX_GRAD_NORM,
     }
-    report_resumed_run(args, "flax_nnx", "Flax NNX Optimizer", summary, full, resumed, checkpoints, settings)
+    report_resumed_run(
+        args.out, "flax_nnx", "Flax NNX Optimizer", summary, full, resumed, checkpoints, settings
+    )
     return summary
 
 

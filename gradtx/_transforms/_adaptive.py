@@ -39,9 +39,14 @@ def decay_scalars(**decays: jax.Array) -> dict[str, jax.Array]:
     return out
 
 
+def real_full_like(params: Any, value: float, dtype: Any = None) -> Any:
+    """Buffers of squared magnitudes filled with ``value``: real even for complex parameters."""
+    return jax.tree.map(lambda p: jnp.full_like(p, value, dtype or real_dtype(p.dtype)), params)
+
+
 def real_zeros_like(params: Any, dtype: Any = None) -> Any:
     """Zero buffers for squared magnitudes: real even for complex parameters."""
-    return jax.tree.map(lambda p: jnp.zeros_like(p, dtype or real_dtype(p.dtype)), params)
+    return real_full_like(params, 0, dtype)
 
 
 class ScaleByAdagradState(NamedTuple):
@@ -58,10 +63,7 @@ class ScaleByAdagrad(WithHyperparams, GradientTransformation):
     hyperparam_names = ("eps",)
 
     def init(self, params):
-        acc = jax.tree.map(
-            lambda p: jnp.full_like(p, self.initial_accumulator_value, self.nu_dtype or real_dtype(p.dtype)),
-            params,
-        )
+        acc = real_full_like(params, self.initial_accumulator_value, self.nu_dtype)
         return ScaleByAdagradState(zero_count(), acc, self.init_hyperparams())
 
     def update(self, updates, state, params=None, **extra_args):
@@ -133,9 +135,7 @@ class ScaleByRms(WithHyperparams, GradientTransformation):
     hyperparam_names = ("decay", "eps")
 
     def init(self, params):
-        nu = jax.tree.map(
-            lambda p: jnp.full_like(p, self.initial_scale, self.nu_dtype or real_dtype(p.dtype)), params
-        )
+        nu = real_full_like(params, self.initial_scale, self.nu_dtype)
         mu = zeros_like(params, self.mu_dtype) if self.centered else None
         return ScaleByRmsState(zero_count(), nu, mu, self.init_hyperparams())
 
