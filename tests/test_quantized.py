@@ -122,7 +122,7 @@ def test_8bit_adam_step_peak_memory_is_below_float32():
     (state 2.04 and a copy of the old codes). Before the codec was rewritten
     for fusion it held 34.
     """
-    params = {"a": jnp.zeros((915, 915)), "b": jnp.zeros((1024, 1024))}
+    params = {"a": jnp.zeros((915, 915), jnp.float32), "b": jnp.zeros((1024, 1024), jnp.float32)}
     n = sum(p.size for p in jax.tree.leaves(params))
 
     def peak(tx):
