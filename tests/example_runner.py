@@ -13,9 +13,14 @@ EXAMPLES = ROOT / "examples"
 
 def run_example(script: str, *args: str) -> subprocess.CompletedProcess:
     """Runs ``examples/<script>`` in a fresh interpreter that imports gradtx from this checkout."""
+    return run_script(EXAMPLES / script, *args)
+
+
+def run_script(path: Path, *args: str) -> subprocess.CompletedProcess:
+    """Runs the Python script ``path`` in a fresh interpreter that imports gradtx from this checkout."""
     pythonpath = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     return subprocess.run(
-        [sys.executable, str(EXAMPLES / script), *args],
+        [sys.executable, str(path), *args],
         cwd=ROOT,
         env=dict(os.environ, PYTHONPATH=pythonpath),
         capture_output=True,
