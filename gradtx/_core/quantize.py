@@ -46,11 +46,13 @@ def _slots(signed: bool, decade: int) -> int:
     return 2**decade if signed else 2 ** (decade + 1)
 
 
+@functools.cache
 def _decade_factors(signed: bool) -> np.ndarray:
     """``10**(i-7) / (2 * slots)`` per decade ``i``, in float32: see :func:`_map_magnitudes`."""
-    return np.array([10.0 ** (i - _DECADES) / (2 * _slots(signed, i)) for i in range(_DECADES)]).astype(
-        np.float32
-    )
+    factors = np.array([10.0 ** (i - _DECADES) / (2 * _slots(signed, i)) for i in range(_DECADES)])
+    factors = factors.astype(np.float32)
+    factors.setflags(write=False)  # cached: shared by every call
+    return factors
 
 
 def _map_magnitudes(signed: bool) -> np.ndarray:
@@ -245,6 +247,34 @@ def _select(index: jax.Array, values: Any, dtype: Any) -> jax.Array:
     return out
 
 
+class _EncoderConstants(NamedTuple):
+    bounds: tuple  # float32 midpoints between the last value of a decade and the first of the next
+    inverse_factors: np.ndarray  # 1 / the decade factors, float32
+    slots: np.ndarray  # values per decade, float32
+    starts: np.ndarray  # index of each decade's first value among the magnitudes, int32
+    low: np.float32  # half the smallest magnitude: below it, 0 is nearest
+    high: np.float32  # midpoint of the largest magnitude and 1
+    last: int  # index of the largest magnitude
+
+
+@functools.cache
+def _encoder_constants(signed: bool) -> _EncoderConstants:
+    """What :func:`_encode` needs of a map, computed once (encoding runs per leaf while tracing)."""
+    mags = _map_magnitudes(signed)
+    slots = [_slots(signed, i) for i in range(_DECADES)]
+    starts = np.cumsum([0, *slots])
+    bounds = (mags[starts[1:-1] - 1] + mags[starts[1:-1]]) / 2
+    return _EncoderConstants(
+        bounds=tuple(bounds.astype(np.float32)),
+        inverse_factors=(1.0 / _decade_factors(signed)).astype(np.float32),
+        slots=np.asarray(slots, np.float32),
+        starts=starts[:-1].astype(np.int32),
+        low=np.float32(mags[0] / 2),
+        high=np.float32((mags[-1] + 1.0) / 2),
+        last=len(mags) - 1,
+    )
+
+
 def _encode(x: jax.Array, signed: bool) -> jax.Array:
     """The code of the map value nearest to each ``x`` in [-1, 1] ([0, 1] unsigned).
 
@@ -254,22 +284,19 @@ def _encode(x: jax.Array, signed: bool) -> jax.Array:
     slot within it from the decade's even spacing. Exact midpoints may round
     either way.
     """
-    mags = _map_magnitudes(signed)
-    slots = [_slots(signed, i) for i in range(_DECADES)]
-    starts = np.cumsum([0, *slots])  # index in ``mags`` of each decade's first value
-    bounds = (mags[starts[1:-1] - 1] + mags[starts[1:-1]]) / 2
+    c = _encoder_constants(signed)
     m = jnp.abs(x) if signed else jnp.maximum(x, 0.0)
-    decade = sum((m > b).astype(jnp.int32) for b in bounds.astype(np.float32))
-    inverse = _select(decade, (1.0 / _decade_factors(signed)).astype(np.float32), jnp.float32)
-    count = _select(decade, np.asarray(slots, np.float32), jnp.float32)
+    decade = sum((m > b).astype(jnp.int32) for b in c.bounds)
+    inverse = _select(decade, c.inverse_factors, jnp.float32)
+    count = _select(decade, c.slots, jnp.float32)
     slot = jnp.clip(jnp.round((m * inverse - 2 * count - 9) / 18), 0, count - 1).astype(jnp.int32)
-    j = _select(decade, starts[:-1].astype(np.int32), jnp.int32) + slot  # index in ``mags``
-    below_all = m <= np.float32(mags[0] / 2)  # nearest to 0
-    above_all = m > np.float32((mags[-1] + 1.0) / 2)  # nearest to 1
+    j = _select(decade, c.starts, jnp.int32) + slot  # index in the magnitudes
+    below_all = m <= c.low  # nearest to 0
+    above_all = m > c.high  # nearest to 1
     zero, one = _ZERO_CODE[signed], _ONE_CODE[signed]
     if signed:
         negative = x < 0
-        j = jnp.where(negative & above_all, len(mags) - 1, j)  # -1 is not in the map
+        j = jnp.where(negative & above_all, c.last, j)  # -1 is not in the map
         code = jnp.where(negative, -j - 2, jnp.where(above_all, one, j))
         return jnp.where(below_all, zero, code).astype(jnp.int8)
     code = jnp.where(above_all, one, j + 1)
